@@ -1,0 +1,1 @@
+"""The ``langneuron`` command line."""

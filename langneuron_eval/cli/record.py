@@ -1,0 +1,62 @@
+"""``langneuron record``: stream a corpus through a model and write activation statistics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ..corpus import resolve_corpus
+from ..fileio import check_writable
+from ..sites import SITES
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="record per-language activation statistics",
+                       description="Run a corpus through a model and count, per language, layer and FFN neuron, "
+                                   "the tokens with activation > 0 plus activation sums (safetensors output).")
+    p.add_argument("--model", default=None, help="model directory or hub id (default: the shipped demo model)")
+    p.add_argument("--corpus", action="append", default=None,
+                   help="folder of <lang>.txt/<lang>.jsonl, or lang=path, or lang=hf:DATASET[:CONFIG][@SPLIT][#COLUMN]; "
+                        "repeatable (default: the shipped demo corpus, detection split)")
+    p.add_argument("--langs", default=None, help="comma-separated languages, in the order stored (default: all found)")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--site", default="act_out", choices=SITES, help="neuron site (default: act_out)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=512, help="truncate texts to this many tokens")
+    p.add_argument("--max-sentences", type=int, default=None, help="use at most this many texts per language")
+    p.add_argument("--sentence-means", action="store_true",
+                   help="also store each sentence's mean activation (needed by kojima_ap; memory grows with the "
+                        "number of sentences: S x layers x neurons x 4 bytes)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..modeling import default_model_path, load_model
+    from ..recorder import RecordConfig, record
+
+    check_writable(args.out, args.force)  # fail before loading a model
+    langs = [x.strip() for x in args.langs.split(",") if x.strip()] if args.langs else None
+    corpus = args.corpus
+    if not corpus:
+        from ..demo_assets import demo_corpus_dir
+
+        corpus = [str(demo_corpus_dir("detect"))]
+    sources = resolve_corpus(corpus, langs)
+    config = RecordConfig(site=args.site, batch_size=args.batch_size, max_length=args.max_length,
+                          sentence_means=args.sentence_means, max_sentences=args.max_sentences)
+    model, tok = load_model(args.model or default_model_path(), dtype=args.dtype, device=args.device)
+    started = time.perf_counter()
+    stats = record(model, tok, sources, config, progress=not args.no_progress)
+    elapsed = time.perf_counter() - started
+    stats.save(args.out, force=args.force)
+    total = int(stats.n_tokens.sum())
+    per_lang = ", ".join(f"{lang} {int(n)}" for lang, n in zip(stats.languages, stats.n_tokens))
+    print(f"wrote {args.out}: {len(stats.languages)} languages x {stats.num_layers} layers x "
+          f"{stats.intermediate_size} neurons at {stats.fingerprint.site}; tokens: {per_lang} "
+          f"({total / max(elapsed, 1e-9):.0f} tok/s)", file=sys.stderr)
+    return 0

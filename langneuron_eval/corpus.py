@@ -1,0 +1,170 @@
+"""Corpus input for ``langneuron record``: where each language's text comes from, read lazily.
+
+Accepted forms (``--corpus`` may be given several times):
+
+* a folder holding ``<lang>.txt`` (one text per line) and/or ``<lang>.jsonl`` (one JSON object per line
+  with a ``text`` field) files;
+* ``lang=path`` pairs pointing at such files;
+* ``lang=hf:DATASET[:CONFIG][@SPLIT][#COLUMN]`` for a Hugging Face dataset, streamed (needs a network or a
+  filled cache; default split ``train``, column ``text``).
+
+Texts are yielded one at a time so that memory does not grow with the corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LangNeuronError
+from .fileio import sha256_file
+
+_LANG = re.compile(r"^[a-z]{2,3}([_-][A-Za-z0-9]+)*$")
+_HF = re.compile(r"^hf:(?P<ds>[^:@#]+)(:(?P<cfg>[^@#]+))?(@(?P<split>[^#]+))?(#(?P<col>.+))?$")
+
+
+def check_lang(code: str) -> str:
+    if not _LANG.match(code):
+        raise LangNeuronError(
+            f"invalid language code {code!r}; use ISO 639 codes such as en, de, zh (optionally with a script/region suffix)")
+    return code
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    """One language's text source."""
+
+    lang: str
+    location: str  # file path or hf:... spec
+    kind: str  # "txt" | "jsonl" | "hf"
+
+    def texts(self) -> Iterator[str]:
+        """Non-empty texts, stripped of the line break; JSONL lines need a string ``text`` field."""
+        if self.kind == "hf":
+            yield from self._hf_texts()
+            return
+        path = Path(self.location)
+        try:
+            with open(path, encoding="utf-8") as f:
+                for lineno, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    if self.kind == "txt":
+                        yield line.rstrip("\n")
+                        continue
+                    try:
+                        obj = json.loads(line)
+                        text = obj["text"]
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise LangNeuronError(f"{path}:{lineno}: expected a JSON object with a \"text\" field") from None
+                    if not isinstance(text, str):
+                        raise LangNeuronError(f"{path}:{lineno}: \"text\" must be a string")
+                    if text.strip():
+                        yield text
+        except UnicodeDecodeError:
+            raise LangNeuronError(f"corpus file {path} is not UTF-8 text") from None
+        except OSError as e:
+            raise LangNeuronError(f"cannot read corpus file {path}: {e.strerror or e}") from None
+
+    def _hf_texts(self) -> Iterator[str]:
+        m = _HF.match(self.location)
+        assert m is not None
+        try:
+            import datasets
+
+            ds = datasets.load_dataset(m["ds"], m["cfg"], split=m["split"] or "train", streaming=True)
+        except Exception as e:  # hub/network failures come in many types
+            first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+            raise LangNeuronError(f"cannot load dataset {self.location!r} for {self.lang}: {first}") from None
+        col = m["col"] or "text"
+        for row in ds:
+            if col not in row:
+                raise LangNeuronError(f"dataset {self.location!r} has no column {col!r} (columns: {', '.join(row)})")
+            text = row[col]
+            if isinstance(text, str) and text.strip():
+                yield text
+
+    def fingerprint(self) -> dict[str, str]:
+        """What identifies this text, for provenance: the file's sha256 or the dataset spec."""
+        if self.kind == "hf":
+            return {"source": self.location}
+        return {"source": Path(self.location).name, "sha256": sha256_file(self.location)}
+
+
+def _file_source(lang: str, path: Path) -> CorpusSource:
+    if not path.exists():
+        raise LangNeuronError(f"corpus file for {lang} not found: {path}")
+    if path.is_dir():
+        raise LangNeuronError(f"corpus path for {lang} is a directory, expected a .txt or .jsonl file: {path}")
+    kind = "jsonl" if path.suffix == ".jsonl" else "txt"
+    try:
+        with open(path, encoding="utf-8") as f:
+            has_text = any(line.strip() for line in f)
+    except UnicodeDecodeError:
+        raise LangNeuronError(f"corpus file {path} is not UTF-8 text") from None
+    except OSError as e:
+        raise LangNeuronError(f"cannot read corpus file {path}: {e.strerror or e}") from None
+    if not has_text:
+        raise LangNeuronError(f"corpus file for {lang} is empty: {path}")
+    return CorpusSource(lang, str(path), kind)
+
+
+def _scan_dir(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix in (".txt", ".jsonl") and _LANG.match(p.stem):
+            if p.stem in found:
+                raise LangNeuronError(f"{folder} has both {found[p.stem].name} and {p.name}; keep one per language")
+            found[p.stem] = p
+    return found
+
+
+def resolve_corpus(specs: Sequence[str], langs: Sequence[str] | None = None) -> list[CorpusSource]:
+    """Map ``--corpus`` arguments (and an optional ``--langs`` selection/order) to sources.
+
+    Languages come out in the order of ``langs`` when given, else sorted by code, so the same
+    arguments always give the same language order in the statistics file.
+    """
+    if not specs:
+        raise LangNeuronError("no corpus given; pass --corpus DIR or --corpus lang=path")
+    available: dict[str, str] = {}  # lang -> location
+    for spec in specs:
+        if "=" in spec and not Path(spec).exists():
+            lang, loc = spec.split("=", 1)
+            check_lang(lang)
+            if lang in available:
+                raise LangNeuronError(f"language {lang} is given twice in --corpus")
+            available[lang] = loc
+            continue
+        folder = Path(spec)
+        if not folder.exists():
+            raise LangNeuronError(f"corpus not found: {spec} (expected a folder of <lang>.txt files or lang=path)")
+        if folder.is_file():
+            raise LangNeuronError(f"corpus {spec} is a single file; name its language as lang={spec}")
+        found = _scan_dir(folder)
+        if not found:
+            raise LangNeuronError(f"corpus folder {folder} has no <lang>.txt or <lang>.jsonl files")
+        for lang, path in found.items():
+            available.setdefault(lang, str(path))
+    order = list(langs) if langs else sorted(available)
+    for lang in order:
+        check_lang(lang)
+    if len(set(order)) != len(order):
+        raise LangNeuronError(f"duplicate language in --langs: {','.join(order)}")
+    missing = [lang for lang in order if lang not in available]
+    if missing:
+        raise LangNeuronError(
+            f"no corpus for language(s) {', '.join(missing)}; the corpus has {', '.join(sorted(available)) or 'none'}")
+    sources = []
+    for lang in order:
+        loc = available[lang]
+        if loc.startswith("hf:"):
+            if not _HF.match(loc):
+                raise LangNeuronError(f"malformed dataset spec {loc!r}; use hf:DATASET[:CONFIG][@SPLIT][#COLUMN]")
+            sources.append(CorpusSource(lang, loc, "hf"))
+        else:
+            sources.append(_file_source(lang, Path(loc)))
+    return sources

@@ -1,0 +1,188 @@
+"""Streaming activation statistics: one forward pass per batch, counters updated in place by hooks.
+
+Memory is flat in corpus length: texts are read in chunks, and the accumulators are fixed-size
+``[K, L, N]`` tensors. The optional per-sentence means (for Kojima et al.'s AP) grow with the number of
+sentences, ``S x L x N`` float32 (4 bytes each), and with nothing else.
+
+Padding is excluded explicitly: hooks on the activation cannot see the attention mask, so the recorder
+hands the current batch's mask to the hook.
+"""
+
+from __future__ import annotations
+
+import itertools
+import platform
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .corpus import CorpusSource
+from .errors import LangNeuronError
+from .hooks import hook_sites
+from .sites import DEFAULT_SITE, resolve_sites
+from .stats import ActivationStats
+
+
+@dataclass
+class RecordConfig:
+    """Options of a recording run; all of them are stored in the stats file's metadata."""
+
+    site: str = DEFAULT_SITE
+    batch_size: int = 8
+    max_length: int = 512
+    sentence_means: bool = False
+    max_sentences: int | None = None  # per language
+    chunk_size: int = 1024  # texts read and length-sorted at a time
+    add_special_tokens: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise LangNeuronError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.max_length < 1:
+            raise LangNeuronError(f"max length must be >= 1, got {self.max_length}")
+        if self.max_sentences is not None and self.max_sentences < 1:
+            raise LangNeuronError(f"max sentences must be >= 1, got {self.max_sentences}")
+
+
+class _Accumulator:
+    """Per-layer counters for the language being recorded; updated from the site hook."""
+
+    def __init__(self, K: int, L: int, N: int, sentence_means: bool) -> None:
+        self.positive = torch.zeros(K, L, N, dtype=torch.int64)
+        self.sums = torch.zeros(K, L, N, dtype=torch.float64)
+        self.sq_sums = torch.zeros(K, L, N, dtype=torch.float64)
+        self.n_tokens = torch.zeros(K, dtype=torch.int64)
+        self.want_sentences = sentence_means
+        self.sentence_rows: list[torch.Tensor] = []  # [B, L, N] per batch
+        self.sentence_ids: list[torch.Tensor] = []
+        self.lang = 0
+        self.mask: torch.Tensor | None = None  # [B, T] bool, set per batch
+        self._batch_sent: torch.Tensor | None = None
+
+    def start_batch(self, mask: torch.Tensor, L: int, N: int) -> None:
+        self.mask = mask.bool()
+        if self.want_sentences:
+            self._batch_sent = torch.zeros(mask.shape[0], L, N, dtype=torch.float32)
+
+    def __call__(self, layer: int, acts: torch.Tensor) -> None:
+        # acts: [batch, pos, d_mlp]; mask: [batch, pos]
+        mask = self.mask
+        x = acts.detach()[mask].float()  # [tokens, d_mlp], padding dropped
+        k = self.lang
+        self.positive[k, layer] += (x > 0).sum(0)
+        self.sums[k, layer] += x.sum(0, dtype=torch.float64)
+        self.sq_sums[k, layer] += (x * x).sum(0, dtype=torch.float64)
+        if self._batch_sent is not None:
+            m = mask.unsqueeze(-1).to(torch.float32)  # [batch, pos, 1]
+            per_sent = (acts.detach().float() * m).sum(1) / m.sum(1).clamp(min=1)  # [batch, d_mlp]
+            self._batch_sent[:, layer] = per_sent
+
+    def end_batch(self, n_tokens: int, ids: torch.Tensor) -> None:
+        self.n_tokens[self.lang] += n_tokens
+        if self._batch_sent is not None:
+            self.sentence_rows.append(self._batch_sent)
+            self.sentence_ids.append(ids)
+            self._batch_sent = None
+
+
+def _chunks(it: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(it)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _progress(desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=f"record {desc}", unit="tok", unit_scale=True, disable=not enabled, dynamic_ncols=True)
+
+
+@torch.inference_mode()
+def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConfig | None = None,
+           progress: bool = True) -> ActivationStats:
+    """Run every source's texts through ``model`` and return the accumulated statistics.
+
+    Sentences longer than ``max_length`` tokens are truncated (the count is stored in the metadata).
+    Within a chunk, texts are sorted by length to reduce padding; counts do not depend on it.
+    """
+    config = config or RecordConfig()
+    sites = resolve_sites(model, config.site)
+    K, L, N = len(sources), sites.num_layers, sites.intermediate_size
+    acc = _Accumulator(K, L, N, config.sentence_means)
+    device = next(model.parameters()).device
+    if tokenizer.pad_token_id is None:
+        raise LangNeuronError("tokenizer has no pad token and no eos token to pad with")
+    corpus_meta: dict[str, dict] = {}
+    sentence_index = 0
+    with hook_sites(sites, acc):
+        for k, src in enumerate(sources):
+            acc.lang = k
+            n_sent = n_trunc = 0
+            texts = src.texts()
+            if config.max_sentences:
+                texts = itertools.islice(texts, config.max_sentences)
+            bar = _progress(src.lang, progress)
+            for chunk in _chunks(texts, config.chunk_size):
+                enc = tokenizer(chunk, add_special_tokens=config.add_special_tokens, truncation=False)["input_ids"]
+                n_trunc += sum(len(ids) > config.max_length for ids in enc)
+                enc = [ids[: config.max_length] for ids in enc]
+                order = sorted(range(len(enc)), key=lambda i: (len(enc[i]), i))
+                for start in range(0, len(order), config.batch_size):
+                    idx = order[start: start + config.batch_size]
+                    batch = [enc[i] for i in idx]
+                    width = max(len(b) for b in batch)
+                    if width == 0:
+                        continue
+                    ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+                    mask = torch.zeros((len(batch), width), dtype=torch.long)
+                    for row, toks in enumerate(batch):  # right padding: positions stay 0..len-1
+                        ids[row, : len(toks)] = torch.tensor(toks, dtype=torch.long)
+                        mask[row, : len(toks)] = 1
+                    acc.start_batch(mask.to(device), L, N)
+                    model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+                    n_tok = int(mask.sum())
+                    acc.end_batch(n_tok, torch.tensor(idx, dtype=torch.long) + sentence_index)
+                    bar.update(n_tok)
+                sentence_index += len(chunk)
+                n_sent += len(chunk)
+            bar.close()
+            if n_sent == 0:
+                raise LangNeuronError(f"corpus for {src.lang} ({src.location}) has no text")
+            corpus_meta[src.lang] = {**src.fingerprint(), "sentences": n_sent, "truncated": n_trunc,
+                                     "tokens": int(acc.n_tokens[k])}
+
+    sentence_means = sentence_lang = None
+    if config.sentence_means:
+        ids = torch.cat(acc.sentence_ids)
+        rows = torch.cat(acc.sentence_rows)
+        sentence_means = torch.empty_like(rows)
+        sentence_means[ids] = rows  # back to corpus order
+        counts = torch.tensor([corpus_meta[s.lang]["sentences"] for s in sources])
+        sentence_lang = torch.repeat_interleave(torch.arange(K), counts)
+    return ActivationStats(
+        languages=[s.lang for s in sources],
+        n_tokens=acc.n_tokens,
+        positive_counts=acc.positive,
+        activation_sums=acc.sums,
+        activation_sq_sums=acc.sq_sums,
+        fingerprint=sites.fingerprint,
+        sentence_means=sentence_means,
+        sentence_lang=sentence_lang,
+        metadata={
+            "model": getattr(model.config, "_name_or_path", "") or "",
+            "corpus": corpus_meta,
+            "record_config": vars(config).copy(),
+            "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+            "versions": _versions(),
+        },
+    )
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    from . import __version__
+
+    return {"langneuron_eval": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
