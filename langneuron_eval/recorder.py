@@ -11,6 +11,7 @@ hands the current batch's mask to the hook.
 from __future__ import annotations
 
 import itertools
+import os
 import platform
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -98,13 +99,83 @@ def _progress(desc: str, enabled: bool):
     return tqdm(desc=f"record {desc}", unit="tok", unit_scale=True, disable=not enabled, dynamic_ncols=True)
 
 
+def _dist() -> tuple[int, int]:
+    """(rank, world size) when running under torch.distributed (torchrun / accelerate launch), else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_reduce(*tensors: torch.Tensor) -> None:
+    import torch.distributed as dist
+
+    for t in tensors:
+        dist.all_reduce(t)
+
+
+class _Checkpoint:
+    """Periodic snapshot of a recording run, so an interrupted run can continue with --resume.
+
+    Snapshots are taken at chunk boundaries and the resumed run re-reads the same chunks, so the batches,
+    and hence the floating-point additions, are exactly those of an uninterrupted run.
+    """
+
+    def __init__(self, path: str | None, every: int, key: dict) -> None:
+        self.path, self.every, self.key = path, every, key
+
+    def save(self, acc: _Accumulator, progress: dict) -> None:
+        from safetensors.torch import save_file
+
+        from .fileio import atomic_path, canonical_json
+
+        tensors = {"positive": acc.positive, "sums": acc.sums, "sq_sums": acc.sq_sums, "n_tokens": acc.n_tokens}
+        if acc.want_sentences and acc.sentence_rows:
+            tensors["sentence_rows"] = torch.cat(acc.sentence_rows)
+            tensors["sentence_ids"] = torch.cat(acc.sentence_ids)
+        with atomic_path(self.path, force=True) as tmp:
+            save_file(tensors, str(tmp), metadata={"key": canonical_json(self.key),
+                                                   "progress": canonical_json(progress)})
+
+    def load(self, acc: _Accumulator) -> dict:
+        import json
+
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                meta = f.metadata()
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:
+            raise LangNeuronError(f"cannot read checkpoint {self.path} ({e}); delete it to start over") from None
+        if json.loads(meta["key"]) != json.loads(json.dumps(self.key)):
+            raise LangNeuronError(f"checkpoint {self.path} was made with another model, corpus or settings; "
+                                  "delete it or drop --resume")
+        acc.positive.copy_(tensors["positive"])
+        acc.sums.copy_(tensors["sums"])
+        acc.sq_sums.copy_(tensors["sq_sums"])
+        acc.n_tokens.copy_(tensors["n_tokens"])
+        if "sentence_rows" in tensors:
+            acc.sentence_rows, acc.sentence_ids = [tensors["sentence_rows"]], [tensors["sentence_ids"]]
+        return json.loads(meta["progress"])
+
+
 @torch.inference_mode()
 def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConfig | None = None,
-           progress: bool = True) -> ActivationStats:
+           progress: bool = True, checkpoint: str | None = None, checkpoint_every: int = 1,
+           resume: bool = False) -> ActivationStats:
     """Run every source's texts through ``model`` and return the accumulated statistics.
 
     Sentences longer than ``max_length`` tokens are truncated (the count is stored in the metadata).
     Within a chunk, texts are sorted by length to reduce padding; counts do not depend on it.
+
+    Under torch.distributed, rank r processes chunks r, r + world, ... of every language and the
+    counters are summed once at the end; every rank returns the full statistics.
+
+    Args:
+        checkpoint: file to snapshot progress into every ``checkpoint_every`` chunks (None: never).
+        resume: continue from ``checkpoint`` instead of starting over.
     """
     config = config or RecordConfig()
     sites = resolve_sites(model, config.site)
@@ -113,53 +184,60 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
     device = next(model.parameters()).device
     if tokenizer.pad_token_id is None:
         raise LangNeuronError("tokenizer has no pad token and no eos token to pad with")
-    corpus_meta: dict[str, dict] = {}
-    sentence_index = 0
+    rank, world = _dist()
+    key = {"model": getattr(model.config, "_name_or_path", "") or "", "fingerprint": sites.fingerprint.to_dict(),
+           "sources": [{"lang": s.lang, **s.fingerprint()} for s in sources], "config": vars(config),
+           "world": world, "rank": rank}
+    ckpt = _Checkpoint(checkpoint, max(1, checkpoint_every), key) if checkpoint else None
+    done: dict = {"lang": 0, "chunks": 0, "corpus_meta": {}, "n_trunc": 0}
+    if resume:
+        if ckpt is None or not os.path.exists(checkpoint):
+            raise LangNeuronError(f"nothing to resume: no checkpoint at {checkpoint}")
+        done = ckpt.load(acc)
+    corpus_meta: dict[str, dict] = dict(done["corpus_meta"])
+    sentence_index = sum(m["sentences"] for m in corpus_meta.values())
     with hook_sites(sites, acc):
         for k, src in enumerate(sources):
+            if k < done["lang"]:
+                continue
             acc.lang = k
-            n_sent = n_trunc = 0
+            n_sent = 0
+            n_trunc = done["n_trunc"] if k == done["lang"] else 0
             texts = src.texts()
             if config.max_sentences:
                 texts = itertools.islice(texts, config.max_sentences)
-            bar = _progress(src.lang, progress)
-            for chunk in _chunks(texts, config.chunk_size):
-                enc = tokenizer(chunk, add_special_tokens=config.add_special_tokens, truncation=False)["input_ids"]
-                n_trunc += sum(len(ids) > config.max_length for ids in enc)
-                enc = [ids[: config.max_length] for ids in enc]
-                order = sorted(range(len(enc)), key=lambda i: (len(enc[i]), i))
-                for start in range(0, len(order), config.batch_size):
-                    idx = order[start: start + config.batch_size]
-                    batch = [enc[i] for i in idx]
-                    width = max(len(b) for b in batch)
-                    if width == 0:
-                        continue
-                    ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-                    mask = torch.zeros((len(batch), width), dtype=torch.long)
-                    for row, toks in enumerate(batch):  # right padding: positions stay 0..len-1
-                        ids[row, : len(toks)] = torch.tensor(toks, dtype=torch.long)
-                        mask[row, : len(toks)] = 1
-                    acc.start_batch(mask.to(device), L, N)
-                    model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
-                    n_tok = int(mask.sum())
-                    acc.end_batch(n_tok, torch.tensor(idx, dtype=torch.long) + sentence_index)
-                    bar.update(n_tok)
+            bar = _progress(src.lang, progress and rank == 0)
+            for c, chunk in enumerate(_chunks(texts, config.chunk_size)):
+                if c % world == rank and not (k == done["lang"] and c < done["chunks"]):
+                    n_trunc += _run_chunk(model, tokenizer, chunk, config, acc, device, L, N, sentence_index, bar)
                 sentence_index += len(chunk)
                 n_sent += len(chunk)
+                if ckpt and (c + 1) % ckpt.every == 0:
+                    ckpt.save(acc, {"lang": k, "chunks": c + 1, "corpus_meta": corpus_meta, "n_trunc": n_trunc})
             bar.close()
             if n_sent == 0:
                 raise LangNeuronError(f"corpus for {src.lang} ({src.location}) has no text")
-            corpus_meta[src.lang] = {**src.fingerprint(), "sentences": n_sent, "truncated": n_trunc,
-                                     "tokens": int(acc.n_tokens[k])}
+            corpus_meta[src.lang] = {**src.fingerprint(), "sentences": n_sent, "truncated": n_trunc}
+            if ckpt:
+                ckpt.save(acc, {"lang": k + 1, "chunks": 0, "corpus_meta": corpus_meta, "n_trunc": 0})
 
+    S = sentence_index
     sentence_means = sentence_lang = None
     if config.sentence_means:
-        ids = torch.cat(acc.sentence_ids)
-        rows = torch.cat(acc.sentence_rows)
-        sentence_means = torch.empty_like(rows)
-        sentence_means[ids] = rows  # back to corpus order
+        sentence_means = torch.zeros(S, L, N, dtype=torch.float32)
+        if acc.sentence_rows:
+            sentence_means[torch.cat(acc.sentence_ids)] = torch.cat(acc.sentence_rows)  # back to corpus order
         counts = torch.tensor([corpus_meta[s.lang]["sentences"] for s in sources])
         sentence_lang = torch.repeat_interleave(torch.arange(K), counts)
+    if world > 1:
+        trunc = torch.tensor([corpus_meta[s.lang]["truncated"] for s in sources], dtype=torch.int64)
+        _all_reduce(acc.positive, acc.sums, acc.sq_sums, acc.n_tokens, trunc)
+        if sentence_means is not None:
+            _all_reduce(sentence_means)  # each row is filled on exactly one rank
+        for s, t in zip(sources, trunc.tolist()):
+            corpus_meta[s.lang]["truncated"] = t
+    for k, s in enumerate(sources):
+        corpus_meta[s.lang]["tokens"] = int(acc.n_tokens[k])
     return ActivationStats(
         languages=[s.lang for s in sources],
         n_tokens=acc.n_tokens,
@@ -177,6 +255,32 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
             "versions": _versions(),
         },
     )
+
+
+def _run_chunk(model, tokenizer, chunk: list[str], config: RecordConfig, acc: _Accumulator, device,
+                 L: int, N: int, sentence_index: int, bar) -> int:
+    """Tokenise one chunk, run it in length-sorted batches; returns how many texts were truncated."""
+    enc = tokenizer(chunk, add_special_tokens=config.add_special_tokens, truncation=False)["input_ids"]
+    n_trunc = sum(len(ids) > config.max_length for ids in enc)
+    enc = [ids[: config.max_length] for ids in enc]
+    order = sorted(range(len(enc)), key=lambda i: (len(enc[i]), i))
+    for start in range(0, len(order), config.batch_size):
+        idx = order[start: start + config.batch_size]
+        batch = [enc[i] for i in idx]
+        width = max(len(b) for b in batch)
+        if width == 0:
+            continue
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, toks in enumerate(batch):  # right padding: positions stay 0..len-1
+            ids[row, : len(toks)] = torch.tensor(toks, dtype=torch.long)
+            mask[row, : len(toks)] = 1
+        acc.start_batch(mask.to(device), L, N)
+        model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+        n_tok = int(mask.sum())
+        acc.end_batch(n_tok, torch.tensor(idx, dtype=torch.long) + sentence_index)
+        bar.update(n_tok)
+    return n_trunc
 
 
 def _versions() -> dict[str, str]:

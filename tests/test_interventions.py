@@ -121,7 +121,7 @@ def test_positions_all_edits_prompt_during_generation(model_tok):
     iv = Intervention(model, nf(), [LanguageEdit("deactivate", "zh")])
     seen = []
     with iv, iv.generating(), hook_sites(resolve_sites(model, "act_out"),
-                                         lambda l, a: seen.append(a[0, :, 3].clone()) if l == 0 else None):
+                                         lambda layer, a: seen.append(a[0, :, 3].clone()) if layer == 0 else None):
         model.generate(**enc, max_new_tokens=3, min_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
     assert all(torch.all(s == 0) for s in seen)
 

@@ -22,7 +22,7 @@ def brute_force(model, tok, corpus, site):
             ids = tok(text, return_tensors="pt")["input_ids"]
             acts = {}
 
-            def keep(layer, a):
+            def keep(layer, a, acts=acts):
                 acts[layer] = a[0].double()  # [pos, d_mlp]
 
             with hook_sites(sites, keep), torch.no_grad():

@@ -8,6 +8,7 @@ from langneuron_eval.hooks import hook_sites
 from langneuron_eval.sites import ADAPTERS, SITES, resolve_sites
 from langneuron_eval.testing import TINY_CONFIGS, make_tiny_model
 
+
 def _keep(store, tag):
     def fn(layer, acts):
         store[(tag, layer)] = acts.clone()

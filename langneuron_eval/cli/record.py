@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -30,15 +31,31 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                         "number of sentences: S x layers x neurons x 4 bytes)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--chunk-size", type=int, default=1024, help="texts read, sorted by length and batched at a time")
+    p.add_argument("--checkpoint-every", type=int, default=8, metavar="CHUNKS",
+                   help="snapshot progress to OUT.partial every this many chunks (0: never)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+
+
+def _init_distributed(device: str) -> tuple[int, int]:
+    """Join the process group that torchrun / accelerate launch describe in the environment."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def run(args: argparse.Namespace) -> int:
     from ..modeling import default_model_path, load_model
     from ..recorder import RecordConfig, record
 
+    rank, world = _init_distributed(args.device)
     check_writable(args.out, args.force)  # fail before loading a model
     langs = [x.strip() for x in args.langs.split(",") if x.strip()] if args.langs else None
     corpus = args.corpus
@@ -48,12 +65,26 @@ def run(args: argparse.Namespace) -> int:
         corpus = [str(demo_corpus_dir("detect"))]
     sources = resolve_corpus(corpus, langs)
     config = RecordConfig(site=args.site, batch_size=args.batch_size, max_length=args.max_length,
-                          sentence_means=args.sentence_means, max_sentences=args.max_sentences)
+                          sentence_means=args.sentence_means, max_sentences=args.max_sentences,
+                          chunk_size=args.chunk_size)
     model, tok = load_model(args.model or default_model_path(), dtype=args.dtype, device=args.device)
     started = time.perf_counter()
-    stats = record(model, tok, sources, config, progress=not args.no_progress)
+    checkpoint = f"{args.out}.partial" + (f".rank{rank}" if world > 1 else "")
+    stats = record(model, tok, sources, config, progress=not args.no_progress,
+                   checkpoint=checkpoint if args.checkpoint_every > 0 else None,
+                   checkpoint_every=args.checkpoint_every, resume=args.resume)
     elapsed = time.perf_counter() - started
-    stats.save(args.out, force=args.force)
+    if rank == 0:
+        stats.save(args.out, force=args.force)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    if os.path.exists(checkpoint):
+        os.remove(checkpoint)
+    if rank != 0:
+        return 0
     total = int(stats.n_tokens.sum())
     per_lang = ", ".join(f"{lang} {int(n)}" for lang, n in zip(stats.languages, stats.n_tokens))
     print(f"wrote {args.out}: {len(stats.languages)} languages x {stats.num_layers} layers x "
