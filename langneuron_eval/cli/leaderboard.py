@@ -1,0 +1,42 @@
+"""``langneuron leaderboard``: tables and a static page from lm-eval results files.
+
+The work is in ``langneuron_eval.leaderboard`` (the repo's top-level ``leaderboard/`` folder); this
+module only maps arguments onto it, so the command and the Python API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(
+        name, help="build leaderboard.md / leaderboard.csv / index.html from lm-eval results",
+        description="Read lm-eval results files (results_*.json, found recursively; samples_*.jsonl next to them "
+                    "are counted) and write one row per (model, detector, intervention) to leaderboard.md and "
+                    "leaderboard.csv, plus a self-contained index.html with a sortable table and figures. "
+                    "Malformed results files and files from lm-eval other than 0.4.x are skipped with a warning.")
+    p.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+                   help="folder(s) searched recursively for results_*.json (lm-eval's --output_path), or results files")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--ppl-matrix", nargs="+", action="extend", default=[], metavar="FILE",
+                   help="ppl_matrix.json from `langneuron ppl-matrix`: one heatmap each")
+    p.add_argument("--neurons", nargs="+", action="extend", default=[], metavar="FILE",
+                   help="neuron files from `langneuron detect`: per-layer counts per language, and the detector "
+                        "parameters of rows whose neuron sha256 matches")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs in --out")
+    p.set_defaults(func=run)
+
+
+def _warn(message: str) -> None:
+    print(f"langneuron leaderboard: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from langneuron_eval.leaderboard import build_leaderboard
+
+    written = build_leaderboard(args.results, args.out, ppl_matrices=args.ppl_matrix, neurons=args.neurons,
+                                force=args.force, warn=_warn)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0

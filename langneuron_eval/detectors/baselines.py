@@ -1,0 +1,109 @@
+"""Baselines from the LAPE paper's comparison: random selection (RS) and activation probability (LAP).
+
+``random``
+    For each language, as many units as a reference method assigns to it (default: ``lape`` with its
+    defaults), drawn uniformly without replacement from all L*N units. Each language has its own
+    ``torch.Generator`` seeded from ``(seed, language code)``, so a language's draw does not depend
+    on which other languages are in the statistics or on their order.
+``lap``
+    Per language, the ``round(L*N * top_rate)`` units with the highest activation probability for that
+    language, among units with p > 0 (a language without tokens gets none); ties: lower flat index.
+    This is "lowest entropy" replaced by "highest probability" and applied per language, so the sets
+    are dominated by units that fire often for every language -- which is what the baseline is meant
+    to show. The paper's exact LAP rule is unverified (METHODS §1.5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import LangNeuronError
+from ..stats import ActivationStats
+from .base import DetectionResult, Detector, check_rate
+from .registry import register_detector
+from .scoring import highest_k, to_units, unit_probs
+
+
+def _parse_reference_params(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise LangNeuronError(f"reference_params item {item!r} is not NAME=VALUE (use 'a=1,b=2')")
+        out[name.strip()] = value.strip()
+    return out
+
+
+@dataclass
+class RandomParams:
+    """Random-selection baseline parameters."""
+
+    reference: str = field(default="lape", metadata={"help": "method whose per-language counts are matched"})
+    reference_params: str = field(default="", metadata={"help": "its parameters as 'name=value,name=value'"})
+    seed: int = field(default=0, metadata={"help": "random seed (combined with each language code)"})
+
+    def __post_init__(self) -> None:
+        _parse_reference_params(self.reference_params)
+        if self.reference == "random":
+            raise LangNeuronError("the random baseline cannot use itself as reference")
+
+
+def language_generator(seed: int, lang: str) -> torch.Generator:
+    """A generator seeded from the seed and the language code (stable across runs and platforms)."""
+    digest = hashlib.sha256(f"{seed}\0{lang}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+@register_detector("random")
+class RandomDetector(Detector):
+    """Random selection: per-language counts of a reference method, units drawn uniformly (seeded)."""
+
+    name = "random"
+    Params = RandomParams
+
+    def detect(self, stats: ActivationStats, params: RandomParams) -> DetectionResult:
+        from .base import normalize_result
+        from .registry import get_detector
+
+        ref = get_detector(params.reference)
+        ref_result = normalize_result(ref.detect(stats, ref.make_params(_parse_reference_params(params.reference_params))),
+                                      params.reference)
+        U, N = stats.num_layers * stats.intermediate_size, stats.intermediate_size
+        langs = {}
+        counts = {}
+        for lang in stats.languages:
+            n = len(ref_result.languages.get(lang, []))
+            counts[lang] = n
+            flat = torch.randperm(U, generator=language_generator(params.seed, lang))[:n]
+            langs[lang] = to_units(flat, N)
+        return DetectionResult(langs, {"reference": params.reference, "reference_counts": counts})
+
+
+@dataclass
+class LapParams:
+    """LAP baseline parameters."""
+
+    top_rate: float = field(default=0.01, metadata={"help": "fraction of all L*N units per language"})
+
+    def __post_init__(self) -> None:
+        check_rate("top_rate", self.top_rate)
+
+
+@register_detector("lap")
+class LapDetector(Detector):
+    """LAP: per language, the units with the highest activation probability (baseline)."""
+
+    name = "lap"
+    Params = LapParams
+
+    def detect(self, stats: ActivationStats, params: LapParams) -> DetectionResult:
+        p = unit_probs(stats)  # [U, K]
+        n = round(p.shape[0] * params.top_rate)
+        langs = {}
+        for k, lang in enumerate(stats.languages):
+            sel = highest_k(p[:, k], n, eligible=p[:, k] > 0)
+            langs[lang] = to_units(sel, stats.intermediate_size)
+        return DetectionResult(langs, {"n_per_language": n})

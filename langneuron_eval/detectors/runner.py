@@ -1,0 +1,65 @@
+"""Run one detector on statistics and package the result as a :class:`~langneuron_eval.neurons.NeuronFile`.
+
+Everything a neuron file needs besides the sets themselves is filled in here, once, so that
+third-party detectors only compute sets: the model fingerprint (a neuron file must name the model
+shape it applies to), the parameters with defaults, each unit's activation values for steering
+(``stats.unit_values``: token mean, and with per-sentence means the median and percentiles), and
+provenance (hash of the statistics, package versions, seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import LangNeuronError
+from ..neurons import NeuronFile
+from ..stats import ActivationStats
+from .base import DetectionResult, normalize_result, params_to_dict
+from .registry import get_detector
+
+
+def _lm_eval_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lm-eval")
+    except PackageNotFoundError:
+        return None
+
+
+def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[str, Any] | None = None
+                 ) -> NeuronFile:
+    """Detect language-specific neurons and return them as a neuron file (not yet saved).
+
+    Args:
+        name_or_target: a registered method name (``"lape"``) or a ``"module:attr"`` target.
+        stats: activation statistics; must carry a model fingerprint.
+        params: parameter values, as strings (from the CLI) or Python values; missing ones take defaults.
+
+    Raises:
+        LangNeuronError: unknown detector or parameter, unconvertible value, statistics without a
+            fingerprint, or a problem the detector reports.
+    """
+    if stats.fingerprint is None:
+        raise LangNeuronError("the statistics carry no model fingerprint, so the neuron file could not name the "
+                              "model it applies to; re-record them with `langneuron record`")
+    detector = get_detector(name_or_target)
+    p = detector.make_params(dict(params or {}))
+    result: DetectionResult = normalize_result(detector.detect(stats, p), name_or_target)
+    unknown = [lang for lang in result.languages if lang not in stats.languages]
+    if unknown:
+        raise LangNeuronError(f"detector {name_or_target!r} returned languages not in the statistics: {', '.join(unknown)}")
+    values = {lang: stats.unit_values(lang, units) for lang, units in result.languages.items() if units}
+    values = {lang: v for lang, v in values.items() if v}
+    param_dict = params_to_dict(p)
+    from .. import __version__
+
+    provenance = {
+        "stats_sha256": stats.sha256(),
+        "package_version": __version__,
+        "lm_eval_version": _lm_eval_version(),
+        "seed": param_dict.get("seed"),
+    }
+    return NeuronFile(fingerprint=stats.fingerprint, detector=name_or_target, languages=result.languages,
+                      params=param_dict, values=values, extra=result.extra, provenance=provenance)

@@ -1,0 +1,88 @@
+"""Calling ``lm_eval.simple_evaluate`` from Python on our tasks (used by ppl-matrix, the demo, the benchmark).
+
+The CLI route (``lm_eval --model langneuron ...``) loads the model once per run. Sweeps such as the
+perplexity matrix instead load one :class:`~langneuron_eval.lm_model.LangNeuronLM`, switch its
+intervention with ``set_intervention`` and pass the *instance* to ``simple_evaluate``; the task
+manager is built once, with only our task folder (indexing lm-eval's ~15k built-in tasks takes ~8 s).
+
+Seeds are lm-eval's CLI defaults (python 0, numpy 1234, torch 1234, few-shot 1234), so a run here
+samples exactly what ``lm_eval ... --seed 0,1234,1234,1234`` (the default) samples for the same
+model, tasks, batch size and device.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import LangNeuronError
+
+DEFAULT_SEEDS = (0, 1234, 1234, 1234)  # python, numpy, torch, few-shot: lm-eval's defaults
+
+
+def make_task_manager(include_defaults: bool = False, include_path: str | Path | Sequence[str | Path] | None = None):
+    """A ``TaskManager`` that knows our tasks (plus lm-eval's own with ``include_defaults=True``)."""
+    from lm_eval.tasks import TaskManager
+
+    from .lmeval_plugin import tasks_dir
+
+    extra = [] if include_path is None else ([include_path] if isinstance(include_path, (str, Path)) else list(include_path))
+    ours = tasks_dir()
+    paths = extra if ours.resolve() in {Path(p).resolve() for p in extra} else [ours, *extra]
+    return TaskManager(include_path=paths, include_defaults=include_defaults)
+
+
+def load_model(pretrained: str | os.PathLike, neurons: str | os.PathLike | None = None, *, device: str = "cpu",
+               batch_size: int | str = 1, dtype: str = "float32", **kwargs: Any):
+    """Load ``pretrained`` once as a ``langneuron`` model (``kwargs``: intervention and ``hf`` arguments)."""
+    from .lm_model import LangNeuronLM
+
+    path = Path(pretrained)
+    if not path.exists() and str(pretrained).startswith((".", "/", "~")):
+        raise LangNeuronError(f"model directory not found: {pretrained}")
+    return LangNeuronLM(pretrained=str(pretrained), neurons=None if neurons is None else str(neurons),
+                        device=device, batch_size=batch_size, dtype=dtype, **kwargs)
+
+
+def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | str | None = None,
+             limit: int | float | None = None, batch_size: int | str = 1, device: str = "cpu",
+             task_manager: Any = None, seeds: Sequence[int | None] = DEFAULT_SEEDS, log_samples: bool = False,
+             gen_kwargs: dict[str, Any] | None = None, bootstrap_iters: int = 1000) -> dict[str, Any]:
+    """``lm_eval.simple_evaluate`` on ``tasks`` with our tasks and model registered.
+
+    Args:
+        model: a model name (``"langneuron"``, ``"hf"``) with ``model_args``, or an ``LM`` instance.
+        tasks: task or group names (ours, and lm-eval's if ``task_manager`` includes them).
+        limit: documents per task (lm-eval takes the first ``limit``).
+        seeds: python, numpy, torch and few-shot seeds (``None`` leaves one unseeded).
+        bootstrap_iters: only used for lm-eval's bootstrapped metrics; means have closed-form stderr.
+    """
+    import lm_eval
+
+    from .lmeval_plugin import register_model
+
+    register_model()
+    if task_manager is None:
+        task_manager = make_task_manager()
+    random_seed, numpy_seed, torch_seed, fewshot_seed = seeds
+    kwargs: dict[str, Any] = {}
+    if isinstance(model, str):
+        kwargs.update(model_args=model_args or {}, batch_size=batch_size, device=device)
+    results = lm_eval.simple_evaluate(
+        model=model, tasks=list(tasks), limit=limit, task_manager=task_manager, log_samples=log_samples,
+        gen_kwargs=gen_kwargs, bootstrap_iters=bootstrap_iters, random_seed=random_seed,
+        numpy_random_seed=numpy_seed, torch_random_seed=torch_seed, fewshot_random_seed=fewshot_seed, **kwargs)
+    if results is None:  # not rank 0 under accelerate
+        return {}
+    return results
+
+
+def metric(results: dict[str, Any], task: str, name: str, filter_name: str = "none") -> float:
+    """One score from a results dict, e.g. ``metric(res, "lang_ppl_zh", "byte_perplexity")``."""
+    try:
+        return float(results["results"][task][f"{name},{filter_name}"])
+    except KeyError:
+        have = sorted(results.get("results", {}).get(task, {}))
+        raise LangNeuronError(f"no metric {name!r} for task {task!r} in the results (have: {', '.join(have)})") from None

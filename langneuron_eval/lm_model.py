@@ -1,0 +1,281 @@
+"""The ``langneuron`` model for lm-evaluation-harness: ``hf`` plus a language-neuron intervention.
+
+``LangNeuronLM`` is lm-eval's ``HFLM`` with two methods wrapped: ``_model_call`` (every
+log-likelihood forward pass) and ``_model_generate`` (every ``generate`` call, whose prefill and
+decoding steps all pass through the hooked modules). Everything ``hf`` accepts is passed through,
+so batching, devices, dtypes, chat templates and ``accelerate launch`` data parallelism behave as
+with ``--model hf``; with ``mode=none`` no hook is installed and scores are bit-identical to ``hf``.
+
+Usage::
+
+    lm_eval --model langneuron \\
+        --model_args pretrained=DIR,neurons=neurons.json,mode=activate,lang=zh,value=median \\
+        --tasks lang_steer_zh
+
+The intervention (mode, languages, value, strength, positions, deactivated languages, neuron file
+path, its sha256 and detector) is added to the results JSON under ``config.langneuron`` through
+``get_model_info``, which ``lm_eval.simple_evaluate`` merges into ``results["config"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+
+from .errors import LangNeuronError
+from .fileio import sha256_file
+from .interventions import MODES, POSITIONS, Intervention, edits_from_args, parse_value
+from .neurons import NeuronFile
+
+OTHERS = "others"  # deactivate=others: every language of the neuron file except lang
+
+
+def _split_langs(value: Any, what: str) -> tuple[str, ...]:
+    """``"zh+ja"`` (lm-eval's --model_args splits on commas, so languages are joined with '+')."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        parts = value.split("+")
+    elif isinstance(value, Iterable):
+        parts = [str(v) for v in value]
+    else:
+        raise LangNeuronError(f"{what}={value!r} is not a language code; join several with '+', e.g. {what}=zh+ja")
+    langs = [p.strip() for p in parts]
+    if any(not p for p in langs):
+        raise LangNeuronError(f"{what}={value!r} has an empty language code; join several with '+', e.g. {what}=zh+ja")
+    return tuple(dict.fromkeys(langs))
+
+
+def _as_float(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise LangNeuronError(f"{what}={value!r} is not a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise LangNeuronError(f"{what}={value!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class InterventionSpec:
+    """The intervention requested through ``--model_args``, validated before the model is loaded.
+
+    Attributes:
+        mode: none | deactivate | activate | scale (applied to ``langs``).
+        langs: target languages of ``mode``.
+        value: activation value for ``activate``: ``mean``, ``median``, ``pNN`` or a number.
+        strength: multiplier of the activation value (``activate``) or of the activation (``scale``).
+        positions: ``all`` (prompt and generated tokens) or ``generated`` (only while generating).
+        deactivate: languages zeroed *before* ``mode`` is applied, or ``("others",)``.
+    """
+
+    mode: str = "none"
+    langs: tuple[str, ...] = ()
+    value: str | float = "mean"
+    strength: float = 1.0
+    positions: str = "all"
+    deactivate: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls, mode: Any = "none", lang: Any = None, value: Any = "mean", strength: Any = 1.0,
+                  positions: Any = "all", deactivate: Any = None) -> InterventionSpec:
+        # lm-eval's argument parser turns the string "none" into None
+        mode = "none" if mode is None else str(mode).strip().lower()
+        if mode not in MODES:
+            raise LangNeuronError(f"unknown mode={mode!r}; choose one of {', '.join(MODES)}")
+        positions = "all" if positions is None else str(positions).strip().lower()
+        if positions not in POSITIONS:
+            raise LangNeuronError(f"unknown positions={positions!r}; choose one of {', '.join(POSITIONS)}")
+        langs = _split_langs(lang, "lang")
+        deact = _split_langs(deactivate, "deactivate")
+        if OTHERS in deact and len(deact) > 1:
+            raise LangNeuronError("deactivate=others cannot be combined with other languages")
+        if OTHERS in deact and not langs:
+            raise LangNeuronError("deactivate=others needs lang=<code>: 'others' means every language except lang")
+        if mode != "none" and not langs:
+            raise LangNeuronError(f"mode={mode} needs lang=<code> (several joined with '+', e.g. lang=zh+ja)")
+        if mode == "none" and langs and deact != (OTHERS,):
+            raise LangNeuronError(f"lang={'+'.join(langs)} is set but mode=none; pass mode=deactivate, activate or scale")
+        return cls(mode, langs, parse_value(value if value is not None else "mean"),
+                   _as_float(1.0 if strength is None else strength, "strength"), positions, deact)
+
+    @property
+    def needs_neurons(self) -> bool:
+        return self.mode != "none" or bool(self.deactivate)
+
+    def deactivated(self, neurons: NeuronFile | None) -> tuple[str, ...]:
+        """``deactivate`` with ``others`` expanded against the neuron file's languages."""
+        if self.deactivate == (OTHERS,):
+            have = list(neurons.languages) if neurons is not None else []
+            return tuple(lang for lang in have if lang not in self.langs)
+        return self.deactivate
+
+    def check_against(self, neurons: NeuronFile, path: str) -> None:
+        """Fail before the (slow) model load when the file cannot serve this intervention."""
+        have = list(neurons.languages)
+        for lang in (*self.langs, *self.deactivated(neurons)):
+            if lang not in neurons.languages:
+                raise LangNeuronError(
+                    f"language {lang!r} is not in neuron file {path} (it has: {', '.join(have) or 'none'})")
+        if self.mode == "activate" and isinstance(self.value, str):
+            for lang in self.langs:
+                neurons.value_table(lang, self.value)  # raises a one-line error naming the missing statistic
+
+    def edits(self, neurons: NeuronFile | None):
+        langs = self.langs if self.mode != "none" else ()
+        return edits_from_args(self.mode, langs, self.value, self.strength, self.deactivated(neurons))
+
+
+@register_model("langneuron")
+class LangNeuronLM(HFLM):
+    """``hf`` with language neurons deactivated, activated or scaled on every forward pass.
+
+    Args:
+        pretrained: model directory or hub id (as for ``hf``).
+        neurons: neuron file written by ``langneuron detect`` (JSON); needed unless ``mode=none``.
+        mode: none | deactivate | activate | scale.
+        lang: target language(s) of ``mode``, several joined with ``+``.
+        value: activation value for ``activate``: mean | median | pNN | a number.
+        strength: multiplies the value (``activate``) or the activation (``scale``).
+        positions: all | generated (see ``langneuron_eval.interventions``).
+        deactivate: languages joined with ``+`` to zero before ``mode`` is applied, or ``others``
+            (every language of the file except ``lang``: LAPE-style "activate the target,
+            deactivate the rest").
+        **kwargs: everything ``hf`` accepts.
+    """
+
+    def __init__(self, pretrained: Any, neurons: str | os.PathLike | None = None, mode: Any = "none",
+                 lang: Any = None, value: Any = "mean", strength: Any = 1.0, positions: Any = "all",
+                 deactivate: Any = None, **kwargs: Any) -> None:
+        spec = InterventionSpec.from_args(mode, lang, value, strength, positions, deactivate)
+        neuron_file, neuron_path = self._load_neurons(neurons, spec)
+        super().__init__(pretrained=pretrained, **kwargs)
+        self.intervention: Intervention | None = None
+        self._neurons: NeuronFile | None = None
+        self._neuron_path: str | None = None
+        self._neuron_sha256: str | None = None
+        self._spec = InterventionSpec()
+        self._install(spec, neuron_file, neuron_path)
+
+    # ------------------------------------------------------------------ intervention set-up
+    @staticmethod
+    def _load_neurons(neurons: Any, spec: InterventionSpec) -> tuple[NeuronFile | None, str | None]:
+        if neurons is None or neurons == "":
+            if spec.needs_neurons:
+                what = f"mode={spec.mode}" if spec.mode != "none" else "deactivate="
+                raise LangNeuronError(f"{what} needs neurons=<neuron file from `langneuron detect`>")
+            return None, None
+        path = str(Path(str(neurons)).expanduser().resolve())
+        nf = NeuronFile.load(path)
+        spec.check_against(nf, path)
+        return nf, path
+
+    def _install(self, spec: InterventionSpec, neurons: NeuronFile | None, path: str | None) -> None:
+        # Built even for mode=none when a file is given: the Intervention checks the file's shape.
+        iv = None
+        if neurons is not None:
+            iv = Intervention(self.model, neurons, spec.edits(neurons), positions=spec.positions)
+        self.intervention = iv
+        self._spec = spec
+        if path != self._neuron_path:
+            self._neuron_sha256 = sha256_file(path) if path else None
+        self._neurons, self._neuron_path = neurons, path
+
+    def set_intervention(self, mode: Any = "none", lang: Any = None, value: Any = "mean", strength: Any = 1.0,
+                         positions: Any = "all", deactivate: Any = None,
+                         neurons: str | os.PathLike | None = None) -> None:
+        """Switch the intervention without reloading the model (used by ``langneuron ppl-matrix``).
+
+        ``neurons=None`` keeps the current neuron file.
+        """
+        spec = InterventionSpec.from_args(mode, lang, value, strength, positions, deactivate)
+        if neurons is None and self._neurons is not None:
+            spec.check_against(self._neurons, str(self._neuron_path))
+            self._install(spec, self._neurons, self._neuron_path)
+        else:
+            self._install(spec, *self._load_neurons(neurons, spec))
+
+    @property
+    def neuron_file(self) -> NeuronFile | None:
+        return self._neurons
+
+    @property
+    def spec(self) -> InterventionSpec:
+        return self._spec
+
+    def _active(self) -> Intervention | None:
+        iv = self.intervention
+        return iv if iv is not None and iv.active else None
+
+    # ------------------------------------------------------------------ the two wrapped calls
+    def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                    labels: torch.Tensor | None = None) -> torch.Tensor:
+        iv = self._active()
+        if iv is None:
+            return super()._model_call(inps, attn_mask, labels)
+        with iv:
+            return super()._model_call(inps, attn_mask, labels)
+
+    def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str],
+                        **generation_kwargs: Any) -> torch.Tensor:
+        iv = self._active()
+        if iv is None:
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        with iv, iv.generating():
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+
+    def tok_batch_encode(self, strings: list[str], padding_side: str = "left", left_truncate_len: int | None = None,
+                         truncation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ``hf``, except that a batch of empty prompts starts from the BOS (prefix) token.
+
+        Kojima et al.'s unconditional generation prompts with BOS only. Tokenizers that add BOS
+        (Llama, XGLM) already encode ``""`` as ``[BOS]``; for those that add nothing (GPT-2, Qwen,
+        BLOOM) ``hf`` would call ``generate`` on an empty tensor and fail, so only that case changes.
+        """
+        ids, mask = super().tok_batch_encode(strings, padding_side=padding_side,
+                                             left_truncate_len=left_truncate_len, truncation=truncation)
+        if ids.shape[1] == 0:
+            ids = torch.full((len(strings), 1), int(self.prefix_token_id), dtype=torch.long)
+            mask = torch.ones_like(ids)
+        return ids, mask
+
+    # ------------------------------------------------------------------ provenance
+    def intervention_info(self) -> dict[str, Any]:
+        """What ``results["config"]["langneuron"]`` records, enough to reproduce the intervention."""
+        from . import __version__
+
+        spec, nf = self._spec, self._neurons
+        info: dict[str, Any] = {
+            "mode": spec.mode,
+            "lang": list(spec.langs),
+            "value": spec.value,
+            "strength": spec.strength,
+            "positions": spec.positions,
+            "deactivate": list(spec.deactivated(nf)),
+            "deactivate_arg": "+".join(spec.deactivate) or None,
+            "neurons": self._neuron_path,
+            "neurons_sha256": self._neuron_sha256,
+            "langneuron_eval_version": __version__,
+        }
+        if nf is not None:
+            info.update({
+                "neurons_content_sha256": nf.sha256(),
+                "detector": nf.detector,
+                "site": nf.fingerprint.site,
+                "neuron_counts": nf.counts(),
+            })
+        else:
+            info.update({"neurons_content_sha256": None, "detector": None, "site": None, "neuron_counts": {}})
+        return info
+
+    def get_model_info(self) -> dict[str, Any]:
+        info = super().get_model_info()
+        info["langneuron"] = self.intervention_info()
+        return info
+

@@ -1,0 +1,190 @@
+"""The ``langneuron`` lm-eval model on the tiny offline Llama: parity with ``hf``, hooks, errors, provenance."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from langneuron_eval import evaluation
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.lm_model import LangNeuronLM
+from langneuron_eval.neurons import NeuronFile
+from langneuron_eval.sites import ModelFingerprint
+
+LAYERS, UNITS = 2, 48  # TINY_CONFIGS["llama"]
+
+
+def _neuron_file(path, layers=LAYERS, units=UNITS, model_type="llama"):
+    """zh owns every unit of every layer (so deactivating it must change the model), de and en a few."""
+    nf = NeuronFile(
+        ModelFingerprint(model_type, layers, units, "act_out"), "handmade",
+        {"zh": [(layer, u) for layer in range(layers) for u in range(units)],
+         "de": [(0, 3), (1, 5)], "en": [(1, 7)]},
+        values={"zh": {"mean": [0.5] * (layers * units)}, "de": {"mean": [0.1, 0.2]}})
+    nf.save(path, force=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def neurons(tmp_path_factory):
+    return _neuron_file(tmp_path_factory.mktemp("neurons") / "neurons.json")
+
+
+@pytest.fixture(scope="module")
+def task_manager():
+    return evaluation.make_task_manager()
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model_dir, neurons):
+    return LangNeuronLM(pretrained=str(tiny_model_dir), neurons=str(neurons), device="cpu", dtype="float32",
+                        batch_size=8)
+
+
+def _ppl_samples(results, task):
+    return [s["filtered_resps"] for s in results["samples"][task]]
+
+
+def test_mode_none_is_bit_identical_to_hf(tiny_model_dir, neurons, task_manager):
+    tasks = ["lang_ppl_zh", "lang_ppl_en"]
+    common = {"pretrained": str(tiny_model_dir), "dtype": "float32"}
+    hf = evaluation.evaluate("hf", tasks, model_args=common, limit=4, batch_size=4, task_manager=task_manager,
+                             log_samples=True)
+    ln = evaluation.evaluate("langneuron", tasks, model_args={**common, "neurons": str(neurons), "mode": "none"},
+                             limit=4, batch_size=4, task_manager=task_manager, log_samples=True)
+    for task in tasks:
+        assert _ppl_samples(hf, task) == _ppl_samples(ln, task)  # exact float equality, per document
+        assert hf["results"][task] == ln["results"][task]
+    assert ln["config"]["langneuron"]["mode"] == "none"
+
+
+def test_deactivation_changes_the_language_ppl_and_restores_exactly(lm, task_manager):
+    def ppl():
+        res = evaluation.evaluate(lm, ["lang_ppl_zh"], limit=4, task_manager=task_manager)
+        return evaluation.metric(res, "lang_ppl_zh", "byte_perplexity")
+
+    lm.set_intervention(mode="none")
+    base = ppl()
+    lm.set_intervention(mode="deactivate", lang="zh")
+    deactivated = ppl()
+    assert abs(deactivated / base - 1) > 1e-5  # every FFN unit zeroed: the model must change
+    lm.set_intervention(mode="deactivate", lang="zh", positions="generated")
+    assert ppl() == base  # positions=generated edits nothing outside generation
+    lm.set_intervention(mode="none")
+    assert ppl() == base  # hooks removed: bit-identical again
+
+
+def _generate(lm, n_new, prompt="Hello"):
+    ids = torch.tensor([lm.tok_encode(prompt)])
+    return lm._model_generate(ids, max_length=ids.shape[1] + n_new, stop=[], do_sample=False,
+                              min_new_tokens=n_new), ids.shape[1]
+
+
+@pytest.mark.parametrize("positions", ["all", "generated"])
+def test_hooks_fire_at_every_decoding_step(lm, positions):
+    lm.set_intervention(mode="activate", lang="de", value=2.0, positions=positions)
+    iv = lm.intervention
+    counts = []
+    for n in (3, 7):
+        before = iv.edit_calls
+        out, prompt_len = _generate(lm, n)
+        assert out.shape[1] == prompt_len + n
+        counts.append(iv.edit_calls - before)
+    # one edit per layer holding neurons (de has units in both layers) per forward pass; n tokens = n passes
+    assert counts == [3 * LAYERS, 7 * LAYERS]
+    lm.set_intervention(mode="none")
+
+
+def _prefill_down_inputs(lm, n_new=2):
+    """Inputs of layer 0's down projection (= act_out * up) in the prefill pass of a greedy generation."""
+    seen = []
+    handle = lm.model.model.layers[0].mlp.down_proj.register_forward_pre_hook(
+        lambda _m, args: seen.append(args[0].detach().clone()))
+    try:
+        _, prompt_len = _generate(lm, n_new)
+    finally:
+        handle.remove()
+    return seen[0], prompt_len  # [1, prompt_len, d_mlp]
+
+
+def test_positions_generated_leaves_the_prompt_untouched(lm):
+    lm.set_intervention(mode="none")
+    clean, p = _prefill_down_inputs(lm)
+    lm.set_intervention(mode="activate", lang="zh", value=3.0, positions="generated")
+    gen, _ = _prefill_down_inputs(lm)
+    lm.set_intervention(mode="activate", lang="zh", value=3.0, positions="all")
+    every, _ = _prefill_down_inputs(lm)
+    lm.set_intervention(mode="none")
+    assert torch.equal(gen[:, : p - 1], clean[:, : p - 1])  # prompt positions: untouched
+    assert not torch.equal(gen[:, p - 1], clean[:, p - 1])  # the position that predicts the first new token
+    assert not torch.equal(every[:, : p - 1], clean[:, : p - 1])
+
+
+def test_results_config_records_the_intervention(tiny_model_dir, neurons, task_manager):
+    args = {"pretrained": str(tiny_model_dir), "neurons": str(neurons), "mode": "activate", "lang": "zh",
+            "value": 2.0, "strength": 1.5, "positions": "generated", "deactivate": "others"}
+    res = evaluation.evaluate("langneuron", ["lang_steer_zh"], model_args=args, limit=2, batch_size=2,
+                              task_manager=task_manager, gen_kwargs={"max_gen_toks": 2})
+    info = res["config"]["langneuron"]
+    assert info["mode"] == "activate" and info["lang"] == ["zh"]
+    assert info["value"] == 2.0 and info["strength"] == 1.5 and info["positions"] == "generated"
+    assert sorted(info["deactivate"]) == ["de", "en"] and info["deactivate_arg"] == "others"
+    assert info["neurons"] == str(neurons.resolve())
+    assert info["neurons_sha256"] == hashlib.sha256(neurons.read_bytes()).hexdigest()
+    assert info["neurons_content_sha256"] == NeuronFile.load(neurons).sha256()
+    assert info["detector"] == "handmade"
+    assert "lang_rate,none" in res["results"]["lang_steer_zh"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"mode": "bogus", "lang": "zh"}, "unknown mode='bogus'"),
+    ({"mode": "activate"}, "mode=activate needs lang="),
+    ({"mode": "deactivate", "lang": "ko"}, "language 'ko' is not in neuron file"),
+    ({"mode": "deactivate", "lang": "zh", "deactivate": "fr"}, "language 'fr' is not in neuron file"),
+    ({"mode": "activate", "lang": "zh", "value": "median"}, "no 'median' activation values for 'zh'"),
+    ({"mode": "activate", "lang": "zh", "value": "loud"}, "invalid activation value"),
+    ({"mode": "scale", "lang": "zh", "strength": "x"}, "strength='x' is not a number"),
+    ({"mode": "activate", "lang": "zh", "positions": "prompt"}, "unknown positions='prompt'"),
+    ({"lang": "zh"}, "lang=zh is set but mode=none"),
+    ({"mode": "activate", "lang": "zh", "deactivate": "others+de"}, "cannot be combined"),
+    ({"deactivate": "others"}, "deactivate=others needs lang="),
+])
+def test_conflicting_args_fail_before_loading_the_model(neurons, kwargs, message):
+    # The model path does not exist: reaching the model load would raise a different error.
+    with pytest.raises(LangNeuronError, match=message.replace("(", r"\(").replace("+", r"\+")):
+        LangNeuronLM(pretrained="/nonexistent/model", neurons=str(neurons), **kwargs)
+
+
+def test_missing_neuron_file_and_missing_neurons_arg(tmp_path):
+    with pytest.raises(LangNeuronError, match="neuron file not found"):
+        LangNeuronLM(pretrained="/nonexistent/model", neurons=str(tmp_path / "nope.json"), mode="deactivate", lang="zh")
+    with pytest.raises(LangNeuronError, match="mode=activate needs neurons="):
+        LangNeuronLM(pretrained="/nonexistent/model", mode="activate", lang="zh")
+
+
+def test_lm_eval_parses_none_to_None():
+    # `--model_args mode=none` reaches the model as None through lm-eval's simple_parse_args_string
+    from langneuron_eval.lm_model import InterventionSpec
+
+    assert InterventionSpec.from_args(mode=None).mode == "none"
+    spec = InterventionSpec.from_args(mode="activate", lang="zh+ja", value="p90", strength=4)
+    assert spec.langs == ("zh", "ja") and spec.value == "p90" and spec.strength == 4.0
+
+
+def test_shape_mismatch_is_one_line_naming_both_shapes(tiny_model_dir, tmp_path):
+    wrong = _neuron_file(tmp_path / "wrong.json", layers=3, units=64)
+    with pytest.raises(LangNeuronError) as err:
+        LangNeuronLM(pretrained=str(tiny_model_dir), neurons=str(wrong), device="cpu", dtype="float32")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "3 layers x 64 units" in msg and "2 layers x 48 units" in msg
+
+
+def test_empty_prompt_starts_from_bos(tiny_model_dir):
+    # A tokenizer that adds no BOS (here: add_bos_token=False) would give hf an empty input tensor.
+    lm = LangNeuronLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", add_bos_token=False)
+    ids, mask = lm.tok_batch_encode(["", ""])
+    assert ids.tolist() == [[lm.prefix_token_id]] * 2 and mask.tolist() == [[1], [1]]
+    assert lm.intervention is None  # no neurons: plain hf, no hooks at all

@@ -1,0 +1,173 @@
+"""The shipped lm-eval tasks: generated configs, indexing, data sizes, and runs on the tiny offline Llama."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from langneuron_eval import evaluation
+from langneuron_eval.lmeval_plugin import tasks_dir
+
+LANGS = ("en", "de", "fr", "es", "zh", "ja")
+NON_EN = LANGS[1:]
+
+
+def _load_module(name):
+    spec = importlib.util.spec_from_file_location(f"_ln_test_{name}", tasks_dir() / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def task_manager():
+    return evaluation.make_task_manager()
+
+
+@pytest.fixture(scope="module")
+def task_utils():
+    return _load_module("utils")
+
+
+def test_generated_yamls_are_up_to_date():
+    generator = _load_module("_generate_configs")
+    stale = generator.generate(check=True)
+    assert not stale, f"run `python tasks/_generate_configs.py`; stale: {[str(p) for p in stale]}"
+
+
+def test_every_task_and_group_is_indexed(task_manager):
+    expected = (
+        [f"lang_ppl_{x}" for x in LANGS] + [f"lang_steer_{x}" for x in LANGS]
+        + [f"lang_steer_prompted_{x}" for x in LANGS] + [f"xqa_{x}" for x in LANGS]
+        + [f"xqa_xling_{x}" for x in NON_EN] + [f"xmath_{x}" for x in LANGS] + [f"lang_mt_{x}" for x in NON_EN]
+        + [f"xqa_hub_{x}" for x in ("en", "de", "es", "zh")] + [f"xmath_hub_{x}" for x in LANGS]
+        + [f"lang_mt_hub_{x}" for x in NON_EN])
+    groups = ["lang_ppl", "lang_steer", "lang_steer_prompted", "xqa", "xqa_xling", "xmath", "lang_mt", "xqa_hub",
+              "xmath_hub", "lang_mt_hub"]
+    assert sorted(task_manager.all_subtasks) == sorted(expected)
+    assert sorted(task_manager.all_groups) == sorted(groups)
+    assert "lang_mt_en" not in task_manager.all_tasks  # English -> English is no translation
+    assert "xqa_hub_fr" not in task_manager.all_tasks and "xqa_hub_ja" not in task_manager.all_tasks  # not in XQuAD
+
+
+def test_shipped_item_counts(task_utils):
+    """Enough items for a stable score on a tiny model (the counts docs/lm_eval.md states)."""
+    for lang in LANGS:
+        ppl = task_utils.load_ppl(corpus_lang=lang)["test"]
+        assert len(ppl) >= 200 and all(t.strip() for t in ppl["text"])
+        assert len(task_utils.load_steer(corpus_lang=lang)["test"]) == 100
+        assert len(task_utils.load_steer(corpus_lang=lang, corpus_prompted=True)["test"]) == 100
+        assert len(task_utils.load_xqa(corpus_lang=lang)["test"]) >= 200
+        assert len(task_utils.load_xmath(corpus_lang=lang)["test"]) >= 200
+    for lang in NON_EN:
+        assert len(task_utils.load_mt(corpus_lang=lang, corpus_n=200)["test"]) == 200  # as lang_mt_<lang> loads it
+        assert len(task_utils.load_xqa(corpus_lang=lang, corpus_cross_lingual=True)["test"]) >= 200
+
+
+def test_loaders_ignore_model_args_in_metadata(task_utils):
+    # lm-eval calls custom_dataset(**metadata, **dataset_kwargs) and metadata holds every --model_args key
+    docs = task_utils.load_ppl(pretrained="x", lang="zh", mode="activate", neurons="n.json", corpus_lang="de")
+    assert set(docs["test"]["lang"]) == {"de"}
+    steer = task_utils.load_steer(corpus_lang="zh")["test"]
+    assert set(steer["prompt"]) == {""}  # BOS-only prompts
+    prompted = task_utils.load_steer(corpus_lang="zh", corpus_prompted=True)["test"]
+    assert set(prompted["prompt"]) == set(task_utils.NEUTRAL_PROMPTS)
+
+
+def test_every_task_family_runs_on_the_tiny_model(tiny_model_dir, task_manager):
+    tasks = ["lang_ppl_en", "lang_steer_zh", "lang_steer_prompted_de", "xqa_ja", "xqa_xling_fr", "xmath_zh",
+             "lang_mt_de"]
+    res = evaluation.evaluate("langneuron", tasks, model_args={"pretrained": str(tiny_model_dir), "dtype": "float32"},
+                              limit=2, batch_size=4, task_manager=task_manager, log_samples=True,
+                              gen_kwargs={"max_gen_toks": 6})
+    r = res["results"]
+    assert {"word_perplexity,none", "byte_perplexity,none", "bits_per_byte,none"} <= set(r["lang_ppl_en"])
+    assert r["lang_ppl_en"]["byte_perplexity,none"] > 1
+    steer = r["lang_steer_zh"]
+    rates = ["lang_rate"] + [f"lang_rate_{x}" for x in LANGS if x != "zh"] + ["lang_rate_other"]
+    assert all(f"{m},none" in steer and f"{m}_stderr,none" in steer for m in rates)
+    assert sum(steer[f"{m},none"] for m in rates) == pytest.approx(1.0)
+    assert res["samples"]["lang_steer_zh"][0]["arguments"][0][0] == ""  # BOS-only prompt
+    assert {"exact_match,none", "f1,none", "f1_char,none"} <= set(r["xqa_ja"])
+    assert "f1_char,none" in r["xqa_xling_fr"]
+    assert {"acc,none", "acc_in_lang,none"} <= set(r["xmath_zh"])
+    assert {"lang_rate,none", "bleu,none", "chrf,none"} <= set(r["lang_mt_de"])
+    assert all(r[t]["sample_len"] == 2 for t in tasks)
+    prompt = res["samples"]["lang_mt_de"][0]["arguments"][0][0]
+    assert prompt.startswith("Translate an English sentence into a target language.\nEnglish: ")
+    assert prompt.endswith("\nTarget Language:") and "German" not in prompt
+    # The prompts are exactly those the demo model is trained on (langneuron_eval.prompts).
+    from langneuron_eval import prompts
+
+    def first(task):
+        sample = res["samples"][task][0]
+        return sample["doc"], sample["arguments"][0][0]
+
+    doc, text = first("xqa_ja")
+    assert text == prompts.qa_prompt(doc["context"], doc["question"])
+    doc, text = first("xqa_xling_fr")
+    assert text == prompts.qa_prompt(doc["context"], doc["question"])
+    doc, text = first("xmath_zh")
+    assert text == prompts.math_prompt(doc["question"])
+    doc, text = first("lang_mt_de")
+    assert text == prompts.mt_prompt(doc["src"])
+
+
+def test_group_aggregates(tiny_model_dir, task_manager):
+    res = evaluation.evaluate("hf", ["lang_mt"], model_args={"pretrained": str(tiny_model_dir), "dtype": "float32"},
+                              limit=1, batch_size=8, task_manager=task_manager, gen_kwargs={"max_gen_toks": 3})
+    assert {"lang_rate,none", "bleu,none", "chrf,none"} <= set(res["groups"]["lang_mt"])
+    assert res["groups"]["lang_mt"]["sample_len"] == len(NON_EN)
+    assert all(f"lang_mt_{x}" in res["results"] for x in NON_EN)
+
+
+def test_sampling_is_reproducible_with_lm_eval_seeds(tiny_model_dir, task_manager):
+    def outputs(seeds):
+        res = evaluation.evaluate("hf", ["lang_steer_en"], model_args={"pretrained": str(tiny_model_dir)},
+                                  limit=3, batch_size=3, task_manager=task_manager, log_samples=True,
+                                  gen_kwargs={"max_gen_toks": 8}, seeds=seeds)
+        return [s["resps"] for s in res["samples"]["lang_steer_en"]]
+
+    first = outputs((0, 1234, 1234, 1234))
+    assert first == outputs((0, 1234, 1234, 1234))
+    assert first != outputs((0, 1234, 99, 1234))  # the torch seed drives sampling
+    assert len({str(x) for x in first}) == 3  # three different samples from the same empty prompt
+
+
+def _fake_hub(calls):
+    from datasets import Dataset, DatasetDict
+
+    def load_dataset(path, name=None, split=None, **kwargs):
+        calls.append((path, name, split))
+        if path == "google/xquad":
+            return DatasetDict({"validation": Dataset.from_list([{
+                "id": "q1", "context": "Berlin ist die Hauptstadt von Deutschland.",
+                "question": "Was ist die Hauptstadt?", "answers": {"text": ["Berlin"], "answer_start": [0]}}])})
+        if path == "juletxara/mgsm":
+            return Dataset.from_list([{"question": "ジョンはりんごを3個持っています。2個もらうと何個？", "answer": None,
+                                       "answer_number": 5, "equation_solution": None}])
+        if path == "openlanguagedata/flores_plus":
+            text = {"eng_Latn": ["The cat sleeps.", "It rains."], "cmn_Hans": ["猫在睡觉。", "下雨了。"]}[name]
+            return Dataset.from_list([{"id": i + 1, "text": t} for i, t in enumerate(text)])
+        raise AssertionError(f"unexpected dataset {path}")
+
+    return load_dataset
+
+
+def test_hub_variants_load_offline_with_their_real_schema(tiny_model_dir, task_manager, monkeypatch):
+    import datasets
+
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", _fake_hub(calls))
+    res = evaluation.evaluate("hf", ["xqa_hub_de", "xmath_hub_ja", "lang_mt_hub_zh"],
+                              model_args={"pretrained": str(tiny_model_dir)}, limit=2, batch_size=4,
+                              task_manager=task_manager, gen_kwargs={"max_gen_toks": 3}, log_samples=True)
+    assert ("google/xquad", "xquad.de", None) in calls
+    assert ("juletxara/mgsm", "ja", "test") in calls
+    assert ("openlanguagedata/flores_plus", "eng_Latn", "devtest") in calls
+    assert ("openlanguagedata/flores_plus", "cmn_Hans", "devtest") in calls
+    assert {"exact_match,none", "f1,none", "f1_char,none"} <= set(res["results"]["xqa_hub_de"])
+    assert {"acc,none", "acc_in_lang,none"} <= set(res["results"]["xmath_hub_ja"])
+    assert res["results"]["lang_mt_hub_zh"]["sample_len"] == 2
+    assert res["samples"]["xmath_hub_ja"][0]["arguments"][0][0].startswith("Q: ジョン")
