@@ -34,12 +34,12 @@ class DemoConfig:
     zhang_params: dict[str, Any] = field(default_factory=dict)
     steer_detectors: tuple[str, ...] = ("lape", "kojima_ap")
     steer_value: str = "mean"
-    steer_strength: float = 8.0
+    steer_strength: float = 12.0
     steer_deactivate_others: bool = True
     steer_limit: int | None = 100
     ppl_limit: int | None = 300
     qa_limit: int | None = 200
-    batch_size: int = 32
+    batch_size: int = 50
     align_langs: tuple[str, ...] = ("zh", "de")
 
     @classmethod
@@ -74,6 +74,9 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     from .neurons import NeuronFile
     from .recorder import RecordConfig, record
 
+    import logging
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # per-task notices would bury the demo's progress lines
     base_model = base_model or str(demo_assets.base_model_path())
     aligned_model = aligned_model or str(demo_assets.aligned_model_path())
     langs = list(cfg.langs)
@@ -130,13 +133,13 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
         lm = evaluation.load_model(base_model, neuron_paths[method], batch_size=cfg.batch_size)
         lm.set_intervention(mode="none")
         base_res = evaluation.evaluate(lm, steer_tasks, limit=cfg.steer_limit, task_manager=tm)
-        _save_results(out / "results" / "base-none-steer" / "results.json", base_res)
+        _save_results(out / "results" / "base-none-steer" / "results_demo.json", base_res)
         rates = {}
         for lang in langs:
             lm.set_intervention(mode="activate", lang=lang, value=cfg.steer_value, strength=cfg.steer_strength,
                                 deactivate="others" if cfg.steer_deactivate_others else None)
             res = evaluation.evaluate(lm, [f"lang_steer_{lang}"], limit=cfg.steer_limit, task_manager=tm)
-            _save_results(out / "results" / f"base-{method}-activate-{lang}" / "results.json", res)
+            _save_results(out / "results" / f"base-{method}-activate-{lang}" / "results_demo.json", res)
             before = evaluation.metric(base_res, f"lang_steer_{lang}", "lang_rate")
             after = evaluation.metric(res, f"lang_steer_{lang}", "lang_rate")
             stderr = _stderr(res, f"lang_steer_{lang}", "lang_rate")
@@ -151,15 +154,15 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     for name, path in (("base", base_model), ("aligned", aligned_model)):
         res = evaluation.evaluate("langneuron", qa_tasks, model_args={"pretrained": path},
                                   limit=cfg.qa_limit, batch_size=cfg.batch_size, task_manager=tm)
-        _save_results(out / "results" / f"{name}-none-qa" / "results.json", res)
+        _save_results(out / "results" / f"{name}-none-qa" / "results_demo.json", res)
         qa[name] = {t: _first_metric(res, t, ("f1", "acc")) for t in qa_tasks}
     summary["qa"] = qa
 
     # 6. neuron-type shift (Zhang et al.): zhang on base vs aligned statistics
     log("neuron-type shift between base and aligned model (zhang)")
-    from .detectors.report import compare_files
+    from .detectors.report import compare
 
-    shift = compare_files(NeuronFile.load(neuron_paths["zhang"]), zhang_aligned)
+    shift = compare(NeuronFile.load(neuron_paths["zhang"]), zhang_aligned)
     write_json(out / "neuron_shift.json", shift, force=True)
     summary["neuron_shift"] = shift
 
@@ -170,7 +173,7 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
 
         build_leaderboard([out / "results"], out / "leaderboard", force=True,
                           ppl_matrices=[out / "ppl_matrix" / m / "ppl_matrix.json" for m in ("lape", "random")],
-                          neuron_files=list(neuron_paths.values()))
+                          neurons=list(neuron_paths.values()))
         summary["leaderboard"] = str(out / "leaderboard")
     except ImportError as e:  # pragma: no cover - only in a broken install
         raise LangNeuronError(f"leaderboard builder unavailable: {e}") from None
@@ -259,7 +262,11 @@ def format_summary(summary: dict[str, Any], langs: list[str], cfg: DemoConfig) -
         if b is not None and a is not None:
             lines.append(f"| {t} | {b:.3f} | {a:.3f} | {a - b:+.3f} |")
     shift = summary.get("neuron_shift", {})
-    if "type_change" in shift:
-        lines += ["", "## Neuron types before -> after alignment (zhang)", "", "```",
-                  json.dumps(shift["type_change"], indent=1), "```"]
+    if shift.get("per_language"):
+        lines += ["", "## Neuron types before -> after alignment (zhang)", "",
+                  "| language | specific | related | overlap |", "|---|---|---|---|"]
+        for lang, r in shift["per_language"].items():
+            lines.append(f"| {lang} | {r['specific_a']} -> {r['specific_b']} | {r['related_a']} -> {r['related_b']} "
+                         f"| {r['overlap']:.2f} |")
+        lines.append(f"\nGeneral neurons: {shift['general_a']} -> {shift['general_b']}.")
     return "\n".join(lines) + "\n"

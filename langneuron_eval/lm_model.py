@@ -267,11 +267,13 @@ class LangNeuronLM(HFLM):
             info.update({
                 "neurons_content_sha256": nf.sha256(),
                 "detector": nf.detector,
+                "detector_params": nf.params,
                 "site": nf.fingerprint.site,
                 "neuron_counts": nf.counts(),
             })
         else:
-            info.update({"neurons_content_sha256": None, "detector": None, "site": None, "neuron_counts": {}})
+            info.update({"neurons_content_sha256": None, "detector": None, "detector_params": {}, "site": None,
+                         "neuron_counts": {}})
         return info
 
     def get_model_info(self) -> dict[str, Any]:

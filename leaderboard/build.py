@@ -188,19 +188,6 @@ def build_leaderboard(results: Sequence[str | os.PathLike], out: str | os.PathLi
     write_text(targets[0], md, force=force)
     write_text(targets[1], csv_text, force=force)
     write_bytes(targets[2], page.encode("utf-8"), force=force)
-    for target in targets:
-        _publishable(target)
     return targets
 
 
-def _publishable(path: Path) -> None:
-    """Give the output the permissions of a normally created file (the atomic write's temp file is 0600).
-
-    The page is meant to be served by a web server, which usually runs as another user.
-    """
-    mask = os.umask(0)
-    os.umask(mask)
-    try:
-        os.chmod(path, 0o666 & ~mask)
-    except OSError:
-        pass  # e.g. a file system without permissions; the content is what matters
