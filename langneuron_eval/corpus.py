@@ -168,3 +168,24 @@ def resolve_corpus(specs: Sequence[str], langs: Sequence[str] | None = None) -> 
         else:
             sources.append(_file_source(lang, Path(loc)))
     return sources
+
+
+def lid_mismatch(source: CorpusSource, sample: int = 200) -> tuple[float, str | None]:
+    """Share of the first ``sample`` texts whose fastText LID label is not the declared language.
+
+    Calibration corpora are often contaminated (RUCAIBox issue #19: English inside other languages'
+    Wikipedia text), which silently dilutes every statistic. Returns the share and the most common
+    wrong label (a code fastText's 176 labels lack is always "wrong": the check only warns).
+    """
+    import itertools
+    from collections import Counter
+
+    from .lid import detect
+
+    base = source.lang.split("_")[0].split("-")[0]
+    labels = [detect(t) for t in itertools.islice(source.texts(), sample)]
+    wrong = Counter(lab for lab in labels if lab != base)
+    if not labels:
+        return 0.0, None
+    share = sum(wrong.values()) / len(labels)
+    return share, (wrong.most_common(1)[0][0] if wrong else None)

@@ -67,14 +67,14 @@ def _save_results(path: Path, results: dict[str, Any]) -> None:
 def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_model: str | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Run the demo pipeline into ``out`` and return the summary (also written to ``summary.json``)."""
+    import logging
+
     from . import demo_assets, evaluation
     from .corpus import resolve_corpus
     from .detectors import run_detector
     from .modeling import load_model
     from .neurons import NeuronFile
     from .recorder import RecordConfig, record
-
-    import logging
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # per-task notices would bury the demo's progress lines
     base_model = base_model or str(demo_assets.base_model_path())
@@ -109,7 +109,6 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     summary["neuron_counts"] = {m: NeuronFile.load(p).counts() for m, p in neuron_paths.items()}
 
     # 3. perplexity-change matrices (LAPE and the random control)
-    from .cli.ppl_matrix import compute as ppl_compute
     from .cli.ppl_matrix import plot as ppl_plot
 
     tm = evaluation.make_task_manager()
@@ -117,7 +116,7 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     for method in ("lape", "random"):
         log(f"perplexity-change matrix with {method} neurons (deactivate each language, {len(langs) + 1} runs)")
         lm = evaluation.load_model(base_model, neuron_paths[method], batch_size=cfg.batch_size)
-        res = ppl_compute(lm, langs, limit=cfg.ppl_limit, task_manager=tm)
+        res = ppl_change_matrix(lm, langs, limit=cfg.ppl_limit, task_manager=tm)
         body = {"languages": langs, "matrix": res["matrix"], "baseline": res["baseline"], "metric": "byte_perplexity",
                 "detector": method, "neurons_sha256": NeuronFile.load(neuron_paths[method]).sha256()}
         write_json(out / "ppl_matrix" / method / "ppl_matrix.json", body, force=True)
@@ -126,24 +125,11 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
         del lm
 
     # 4. steering: every language's neurons activated, against the unsteered model
-    steer_tasks = [f"lang_steer_{lang}" for lang in langs]
     summary["steering"] = {}
     for method in cfg.steer_detectors:
         log(f"steering with {method} neurons: activate x{cfg.steer_strength} per language")
         lm = evaluation.load_model(base_model, neuron_paths[method], batch_size=cfg.batch_size)
-        lm.set_intervention(mode="none")
-        base_res = evaluation.evaluate(lm, steer_tasks, limit=cfg.steer_limit, task_manager=tm)
-        _save_results(out / "results" / "base-none-steer" / "results_demo.json", base_res)
-        rates = {}
-        for lang in langs:
-            lm.set_intervention(mode="activate", lang=lang, value=cfg.steer_value, strength=cfg.steer_strength,
-                                deactivate="others" if cfg.steer_deactivate_others else None)
-            res = evaluation.evaluate(lm, [f"lang_steer_{lang}"], limit=cfg.steer_limit, task_manager=tm)
-            _save_results(out / "results" / f"base-{method}-activate-{lang}" / "results_demo.json", res)
-            before = evaluation.metric(base_res, f"lang_steer_{lang}", "lang_rate")
-            after = evaluation.metric(res, f"lang_steer_{lang}", "lang_rate")
-            stderr = _stderr(res, f"lang_steer_{lang}", "lang_rate")
-            rates[lang] = {"unsteered": before, "steered": after, "gain": after - before, "stderr": stderr}
+        rates, _ = steering_gains(lm, langs, cfg, tm, out / "results", method, results_name="results_demo.json")
         summary["steering"][method] = rates
         del lm
 
@@ -184,6 +170,78 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     write_text(out / "summary.md", text, force=True)
     print(text)
     return summary
+
+
+def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None, task_manager: Any,
+                      baseline: dict[str, float] | None = None, metric: str = "byte_perplexity",
+                      results_dir: Path | None = None, tag: str = "", skip_rows: list[str] = ()) -> dict[str, Any]:
+    """The perplexity-change matrix of a loaded ``LangNeuronLM`` (as ``langneuron ppl-matrix`` computes it).
+
+    ``baseline`` (language -> perplexity without intervention, from an earlier call on the same model and
+    limit) skips the unsteered pass. With ``results_dir``, each pass's lm-eval results are saved as
+    ``results_dir/<base|tag>-<mode>-<lang>/results_ppl.json`` for the leaderboard. Rows in ``skip_rows``
+    (languages without neurons: deactivating nothing changes nothing) are zeros without a run.
+    """
+    if baseline is None and not skip_rows:
+        from .cli.ppl_matrix import compute
+
+        if results_dir is None:
+            return compute(lm, langs, metric=metric, limit=limit, task_manager=task_manager)
+    from . import evaluation
+
+    tasks = [f"lang_ppl_{lang}" for lang in langs]
+    started = time.perf_counter()
+
+    def scores(name: str) -> dict[str, float]:
+        res = evaluation.evaluate(lm, tasks, limit=limit, task_manager=task_manager)
+        if results_dir is not None:
+            _save_results(results_dir / name / "results_ppl.json", res)
+        return {lang: evaluation.metric(res, f"lang_ppl_{lang}", metric) for lang in langs}
+
+    if baseline is None:
+        lm.set_intervention(mode="none")
+        baseline = scores("base-none-ppl")
+    rows: dict[str, dict[str, float]] = {}
+    for row in langs:
+        if row in skip_rows:
+            rows[row] = dict(baseline)
+            continue
+        lm.set_intervention(mode="deactivate", lang=row)
+        rows[row] = scores(f"base-{tag}-deactivate-{row}")
+    lm.set_intervention(mode="none")
+    matrix = [[rows[r][c] / baseline[c] - 1.0 for c in langs] for r in langs]
+    return {"baseline": baseline, "perplexity": [[rows[r][c] for c in langs] for r in langs], "matrix": matrix,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def steering_gains(lm: Any, langs: list[str], cfg: Any, task_manager: Any, results_dir: Path, tag: str,
+                   base_res: dict[str, Any] | None = None, results_name: str = "results_demo.json",
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """lang_rate per language without and with that language's neurons activated (the demo's intervention).
+
+    ``cfg`` supplies ``steer_value``, ``steer_strength``, ``steer_deactivate_others`` and ``steer_limit``.
+    ``base_res`` (the unsteered ``lang_steer_*`` results of the same model and limit) skips the unsteered
+    run. Every run's lm-eval results are saved under ``results_dir``. Returns (rates, unsteered results).
+    """
+    from . import evaluation
+
+    if base_res is None:
+        lm.set_intervention(mode="none")
+        base_res = evaluation.evaluate(lm, [f"lang_steer_{lang}" for lang in langs], limit=cfg.steer_limit,
+                                       task_manager=task_manager)
+        _save_results(results_dir / "base-none-steer" / results_name, base_res)
+    rates = {}
+    for lang in langs:
+        lm.set_intervention(mode="activate", lang=lang, value=cfg.steer_value, strength=cfg.steer_strength,
+                            deactivate="others" if cfg.steer_deactivate_others else None)
+        res = evaluation.evaluate(lm, [f"lang_steer_{lang}"], limit=cfg.steer_limit, task_manager=task_manager)
+        _save_results(results_dir / f"base-{tag}-activate-{lang}" / results_name, res)
+        before = evaluation.metric(base_res, f"lang_steer_{lang}", "lang_rate")
+        after = evaluation.metric(res, f"lang_steer_{lang}", "lang_rate")
+        stderr = _stderr(res, f"lang_steer_{lang}", "lang_rate")
+        rates[lang] = {"unsteered": before, "steered": after, "gain": after - before, "stderr": stderr}
+    lm.set_intervention(mode="none")
+    return rates, base_res
 
 
 def _kv(d: dict[str, Any]) -> str:

@@ -127,3 +127,16 @@ def test_jsonl_corpus_and_bad_jsonl(run_cli, tiny_model_dir, tmp_path):
     assert rc == 2 and 'expected a JSON object with a "text" field' in err
     assert torch.is_tensor(ActivationStats.load(out).n_tokens)
     assert not Path(tmp_path / "t.safetensors").exists()
+
+
+def test_corpus_in_the_wrong_language_warns_but_records(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path):
+    from langneuron_eval.testing import TINY_CORPUS
+
+    (tmp_path / "de.txt").write_text("\n".join(TINY_CORPUS["en"]) + "\n")  # English text declared as German
+    out = tmp_path / "s.safetensors"
+    rc, _, err = run_cli("record", "--model", tiny_model_dir, "--corpus", f"de={tmp_path}/de.txt",
+                         f"--corpus=en={tiny_corpus_dir}/en.txt", "--out", out, "--no-progress")
+    assert rc == 0
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "de corpus" in warnings[0] and "'en'" in warnings[0]
+    assert out.exists()

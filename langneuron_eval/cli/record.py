@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--sentence-means", action="store_true",
                    help="also store each sentence's mean activation (needed by kojima_ap; memory grows with the "
                         "number of sentences: S x layers x neurons x 4 bytes)")
+    p.add_argument("--lid-check", type=float, default=0.2, metavar="SHARE",
+                   help="warn when fastText LID disagrees with a file's declared language on more than this share "
+                        "of its first 200 texts (default 0.2; 1 disables)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--chunk-size", type=int, default=1024, help="texts read, sorted by length and batched at a time")
@@ -64,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
 
         corpus = [str(demo_corpus_dir("detect"))]
     sources = resolve_corpus(corpus, langs)
+    if args.lid_check < 1:
+        from ..corpus import lid_mismatch
+
+        for src in sources:
+            share, label = lid_mismatch(src)
+            if share > args.lid_check:
+                print(f"langneuron record: warning: {share:.0%} of the first texts of the {src.lang} corpus "
+                      f"({src.location}) are identified as another language (mostly {label!r})", file=sys.stderr)
     config = RecordConfig(site=args.site, batch_size=args.batch_size, max_length=args.max_length,
                           sentence_means=args.sentence_means, max_sentences=args.max_sentences,
                           chunk_size=args.chunk_size)
