@@ -37,11 +37,12 @@ def atomic_path(path: str | os.PathLike, force: bool = True) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the permissions a plain open() gives
     try:
         yield tmp_path
+        umask = os.umask(0)
+        os.umask(umask)
+        # mkstemp (and some writers) make 0600; outputs get the permissions a plain open() gives
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

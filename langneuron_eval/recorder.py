@@ -53,29 +53,36 @@ class _Accumulator:
         self.positive = torch.zeros(K, L, N, dtype=torch.int64)
         self.sums = torch.zeros(K, L, N, dtype=torch.float64)
         self.sq_sums = torch.zeros(K, L, N, dtype=torch.float64)
+        # Float sums of the current chunk; added to the totals chunk by chunk in corpus order, which makes
+        # the floating-point result independent of how chunks are spread over processes.
+        self.chunk = torch.zeros(2, L, N, dtype=torch.float64)
         self.n_tokens = torch.zeros(K, dtype=torch.int64)
         self.want_sentences = sentence_means
         self.sentence_rows: list[torch.Tensor] = []  # [B, L, N] per batch
         self.sentence_ids: list[torch.Tensor] = []
         self.lang = 0
         self.mask: torch.Tensor | None = None  # [B, T] bool, set per batch
+        self.weights: torch.Tensor | None = None  # [1, B*T] float32, set per batch
         self._batch_sent: torch.Tensor | None = None
 
     def start_batch(self, mask: torch.Tensor, L: int, N: int) -> None:
         self.mask = mask.bool()
+        self.weights = mask.reshape(1, -1).to(torch.float32)
         if self.want_sentences:
             self._batch_sent = torch.zeros(mask.shape[0], L, N, dtype=torch.float32)
 
     def __call__(self, layer: int, acts: torch.Tensor) -> None:
         # acts: [batch, pos, d_mlp]; mask: [batch, pos]
-        mask = self.mask
-        x = acts.detach()[mask].float()  # [tokens, d_mlp], padding dropped
-        k = self.lang
-        self.positive[k, layer] += (x > 0).sum(0)
-        self.sums[k, layer] += x.sum(0, dtype=torch.float64)
-        self.sq_sums[k, layer] += (x * x).sum(0, dtype=torch.float64)
+        a = acts.detach().reshape(-1, acts.shape[-1]).float()  # [batch*pos, d_mlp]
+        # Masked sums as matrix-vector products: one fast BLAS pass each, no copy of the unmasked tokens,
+        # padding weighted 0. Per-batch sums are float32 (counts exact below 2^24 tokens per batch) and are
+        # accumulated in int64 / float64.
+        w = self.weights  # [1, batch*pos] float32, 1 for real tokens
+        self.positive[self.lang, layer] += (w @ (a > 0).float()).round().long()[0]
+        self.chunk[0, layer] += (w @ a)[0].double()
+        self.chunk[1, layer] += (w @ (a * a))[0].double()
         if self._batch_sent is not None:
-            m = mask.unsqueeze(-1).to(torch.float32)  # [batch, pos, 1]
+            m = self.mask.unsqueeze(-1).to(torch.float32)  # [batch, pos, 1]
             per_sent = (acts.detach().float() * m).sum(1) / m.sum(1).clamp(min=1)  # [batch, d_mlp]
             self._batch_sent[:, layer] = per_sent
 
@@ -85,6 +92,32 @@ class _Accumulator:
             self.sentence_rows.append(self._batch_sent)
             self.sentence_ids.append(ids)
             self._batch_sent = None
+
+
+    def take_chunk(self) -> torch.Tensor:
+        out, self.chunk = self.chunk, torch.zeros_like(self.chunk)
+        return out  # [2, L, N]: sums, squared sums
+
+    def add_round(self, partials: list[torch.Tensor | None]) -> None:
+        """Add chunk partial sums to the totals, in chunk order."""
+        for part in partials:
+            if part is not None:
+                self.sums[self.lang] += part[0]
+                self.sq_sums[self.lang] += part[1]
+
+
+def _gather_round(mine: torch.Tensor | None, like: torch.Tensor, world: int) -> list[torch.Tensor | None]:
+    """Every rank's chunk partial of this round, in rank (= chunk) order; None where a rank had no chunk."""
+    if world == 1:
+        return [mine]
+    import torch.distributed as dist
+
+    flag = torch.tensor([0 if mine is None else 1], dtype=torch.int64)
+    flags = [torch.zeros_like(flag) for _ in range(world)]
+    dist.all_gather(flags, flag)
+    parts = [torch.zeros_like(like) for _ in range(world)]
+    dist.all_gather(parts, like if mine is None else mine)
+    return [p if int(f) else None for p, f in zip(parts, flags)]
 
 
 def _chunks(it: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -207,13 +240,21 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
             if config.max_sentences:
                 texts = itertools.islice(texts, config.max_sentences)
             bar = _progress(src.lang, progress and rank == 0)
+            mine: torch.Tensor | None = None
+            c = -1
             for c, chunk in enumerate(_chunks(texts, config.chunk_size)):
                 if c % world == rank and not (k == done["lang"] and c < done["chunks"]):
                     n_trunc += _run_chunk(model, tokenizer, chunk, config, acc, device, L, N, sentence_index, bar)
+                    mine = acc.take_chunk()
                 sentence_index += len(chunk)
                 n_sent += len(chunk)
-                if ckpt and (c + 1) % ckpt.every == 0:
-                    ckpt.save(acc, {"lang": k, "chunks": c + 1, "corpus_meta": corpus_meta, "n_trunc": n_trunc})
+                if c % world == world - 1:  # a round of `world` chunks is complete
+                    acc.add_round(_gather_round(mine, acc.chunk, world))
+                    mine = None
+                    if ckpt and (c + 1) % (ckpt.every * world) == 0:
+                        ckpt.save(acc, {"lang": k, "chunks": c + 1, "corpus_meta": corpus_meta, "n_trunc": n_trunc})
+            if c % world != world - 1:  # the language ended inside a round
+                acc.add_round(_gather_round(mine, acc.chunk, world))
             bar.close()
             if n_sent == 0:
                 raise LangNeuronError(f"corpus for {src.lang} ({src.location}) has no text")
@@ -231,7 +272,7 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
         sentence_lang = torch.repeat_interleave(torch.arange(K), counts)
     if world > 1:
         trunc = torch.tensor([corpus_meta[s.lang]["truncated"] for s in sources], dtype=torch.int64)
-        _all_reduce(acc.positive, acc.sums, acc.sq_sums, acc.n_tokens, trunc)
+        _all_reduce(acc.positive, acc.n_tokens, trunc)  # float sums are complete on every rank already
         if sentence_means is not None:
             _all_reduce(sentence_means)  # each row is filled on exactly one rank
         for s, t in zip(sources, trunc.tolist()):

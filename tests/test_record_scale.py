@@ -69,6 +69,5 @@ def test_two_gloo_processes_match_one(tiny_model_dir, mid_corpus, tmp_path):
     assert torch.equal(a.sentence_means, b.sentence_means)
     assert torch.equal(a.sentence_lang, b.sentence_lang)
     assert a.metadata == b.metadata
-    # float sums are added in another order across ranks; equal up to rounding
-    torch.testing.assert_close(a.activation_sums, b.activation_sums, rtol=1e-12, atol=1e-9)
-    torch.testing.assert_close(a.activation_sq_sums, b.activation_sq_sums, rtol=1e-12, atol=1e-9)
+    # chunk partial sums are added in corpus order on every rank, so even the float sums are bit-identical
+    assert multi.read_bytes() == single.read_bytes()
