@@ -21,8 +21,6 @@ def check_writable(path: str | os.PathLike, force: bool) -> Path:
         raise LangNeuronError(f"{path} already exists; pass --force to overwrite it")
     if path.exists() and path.is_dir():
         raise LangNeuronError(f"{path} is a directory, expected a file path")
-    parent = path.parent if str(path.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -34,6 +32,7 @@ def atomic_path(path: str | os.PathLike, force: bool = True) -> Iterator[Path]:
     and it is removed if the block raises (including KeyboardInterrupt).
     """
     path = check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)  # only now that something is about to be written
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
