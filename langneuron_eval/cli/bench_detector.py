@@ -1,0 +1,83 @@
+"""``langneuron bench-detector``: the standard battery for a detector, beside the reference detectors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import LangNeuronError
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(
+        name, help="score a detector beside lape, kojima_ap, zhang and random (counts, ppl matrix, steering)",
+        description="Record statistics (or reuse them), run the detector and the references lape, kojima_ap, zhang "
+                    "and random, then report neuron counts, overlap, layer distribution, the perplexity-change matrix "
+                    "with its diagonal dominance and the steering gain per language. Writes bench.json, bench.md, "
+                    "lm-eval results and a leaderboard into --out. With --baseline, exits 1 when a figure of the "
+                    "tested detector falls below the golden value minus --tolerance.")
+    p.add_argument("detector", metavar="METHOD_OR_MODULE:CLASS",
+                   help="a detector name (built-in or entry point) or a 'module:attr' target")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter (repeatable)")
+    p.add_argument("--model", default=None, help="model directory or hub id (default: the shipped demo model)")
+    p.add_argument("--corpus", default=None, help="corpus folder of <lang>.txt/.jsonl (default: the demo corpus, "
+                                                  "detection split)")
+    p.add_argument("--stats", default=None, help="use these activation statistics instead of recording "
+                                                 "(need per-sentence means for kojima_ap)")
+    p.add_argument("--langs", default=None, help="comma-separated languages (default: en,de,fr,es,zh,ja)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--baseline", default=None, metavar="GOLDEN.json", help="fail (exit 1) on regressions against it")
+    p.add_argument("--tolerance", type=float, default=0.05, help="allowed drop below the golden values (default 0.05)")
+    p.add_argument("--write-baseline", default=None, metavar="FILE", help="write a golden file from this run")
+    p.add_argument("--quick", action="store_true", help="tiny sample sizes (a smoke test; figures are noise)")
+    p.add_argument("--strength", type=float, default=None, help="steering strength (default: the demo's, 12)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse statistics and cached figures of an earlier run in --out (a detector is re-evaluated "
+                        "only if its neurons changed)")
+    p.add_argument("--force", action="store_true", help="use a non-empty --out folder, replacing its files")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import BenchConfig, check_golden, parse_params, run_bench, write_golden, write_report
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise LangNeuronError(f"--out {out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not (args.force or args.reuse):
+        raise LangNeuronError(f"{out} is not empty; pass --reuse to continue from its files, --force to replace "
+                              "them, or choose another --out")
+    if args.tolerance < 0:
+        raise LangNeuronError("--tolerance must be >= 0")
+    if args.baseline and not Path(args.baseline).is_file():
+        raise LangNeuronError(f"golden file not found: {args.baseline}")
+    if args.stats and not Path(args.stats).is_file():
+        raise LangNeuronError(f"statistics file not found: {args.stats}")
+    if args.corpus and not Path(args.corpus).exists():
+        raise LangNeuronError(f"corpus not found: {args.corpus}")
+    params = parse_params(args.param)
+    cfg = BenchConfig.quick() if args.quick else BenchConfig()
+    if args.strength is not None:
+        cfg.steer_strength = args.strength
+    if args.langs:
+        cfg.langs = tuple(dict.fromkeys(x.strip() for x in args.langs.split(",") if x.strip()))
+
+    result = run_bench(args.detector, params, out, cfg, model=args.model, corpus=args.corpus, stats_path=args.stats,
+                       reuse=args.reuse, progress=not args.no_progress)
+    print(write_report(out, result), end="")
+    print(f"wrote {out / 'bench.json'}, {out / 'bench.md'} and {out / 'leaderboard'} ({result['seconds']:.0f}s)")
+    if args.write_baseline:
+        write_golden(Path(args.write_baseline), result)
+        print(f"wrote golden file {args.write_baseline}")
+    if args.baseline:
+        regressions, warnings = check_golden(result, Path(args.baseline), args.tolerance)
+        for w in warnings:
+            print(w, file=sys.stderr)
+        for line in regressions:
+            print(f"langneuron bench-detector: {line}", file=sys.stderr)
+        if regressions:
+            return 1
+        print(f"no regression against {args.baseline} (tolerance {args.tolerance:g})")
+    return 0
