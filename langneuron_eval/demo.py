@@ -80,7 +80,7 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     base_model = base_model or str(demo_assets.base_model_path())
     aligned_model = aligned_model or str(demo_assets.aligned_model_path())
     langs = list(cfg.langs)
-    log = _Progress(9)
+    log = _Progress(8 + len(cfg.steer_detectors))  # 2 ppl matrices + one steering step per detector
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"config": asdict(cfg), "base_model": base_model, "aligned_model": aligned_model}
 

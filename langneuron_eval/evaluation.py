@@ -70,13 +70,42 @@ def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | s
     kwargs: dict[str, Any] = {}
     if isinstance(model, str):
         kwargs.update(model_args=model_args or {}, batch_size=batch_size, device=device)
-    results = lm_eval.simple_evaluate(
+    results = _quiet_git(lm_eval.simple_evaluate)(
         model=model, tasks=list(tasks), limit=limit, task_manager=task_manager, log_samples=log_samples,
         gen_kwargs=gen_kwargs, bootstrap_iters=bootstrap_iters, random_seed=random_seed,
         numpy_random_seed=numpy_seed, torch_random_seed=torch_seed, fewshot_random_seed=fewshot_seed, **kwargs)
     if results is None:  # not rank 0 under accelerate
         return {}
     return results
+
+
+def _quiet_git(fn):
+    """Run ``fn`` with lm-eval's git-hash probe silenced.
+
+    lm-eval records ``git describe`` of the current directory; outside a git checkout git prints
+    "fatal: not a git repository" to the terminal on every evaluation, which buried the demo's progress.
+    """
+    import functools
+    import subprocess
+
+    import lm_eval.evaluator as ev
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    def git_hash():
+        try:
+            return subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL).strip().decode()
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            return get_commit_from_path(os.getcwd())
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        original, ev.get_git_commit_hash = ev.get_git_commit_hash, git_hash
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            ev.get_git_commit_hash = original
+
+    return wrapper
 
 
 def metric(results: dict[str, Any], task: str, name: str, filter_name: str = "none") -> float:

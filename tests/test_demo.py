@@ -51,6 +51,6 @@ def test_quick_demo_runs_end_to_end(run_cli, tmp_path):
         assert (out / "leaderboard" / name).stat().st_size > 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["steering"]["lape"]) == set(matrix["languages"])
-    assert "Steering with lape" in stdout and "[demo 9/9" in err
+    assert "Steering with lape" in stdout and "[demo 9/9" in err  # --quick steers with lape only
     rc, _, err = run_cli("demo", "--quick", "--out", out)
     assert rc == 2 and "--force" in err
