@@ -64,38 +64,56 @@ def parse_value(value: str | float) -> str | float:
 
 
 @dataclass(frozen=True)
-class _Op:
-    kind: str  # "set" | "scale"
-    index: torch.Tensor  # [n] long, neurons in this layer
-    values: torch.Tensor  # [n] float32
+class _LayerOps:
+    """All edits of one layer, fused: each unit ends up either set to a value or scaled by a factor.
+
+    A chain of edits on one unit composes to ``x -> a*x + b``; "set v" makes it ``(0, v)`` and
+    "scale s" multiplies both by ``s``, so a unit that was ever set has ``a = 0`` and one that was
+    only scaled has ``b = 0``. Two indexed writes per layer therefore apply any number of
+    languages' edits, which keeps the per-decoding-step cost of the hook flat.
+    """
+
+    set_index: torch.Tensor  # [n_set] long
+    set_values: torch.Tensor  # [n_set] float32
+    scale_index: torch.Tensor  # [n_scale] long
+    scale_factors: torch.Tensor  # [n_scale] float32
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> _LayerOps:
+        return _LayerOps(self.set_index.to(device), self.set_values.to(device, dtype),
+                         self.scale_index.to(device), self.scale_factors.to(device, dtype))
 
 
-def compile_edits(neurons: NeuronFile, edits: Sequence[LanguageEdit]) -> dict[int, list[_Op]]:
-    """Turn language edits into per-layer index/value tensors, once, outside the hot path."""
-    per_layer: dict[int, list[_Op]] = {}
+def compile_edits(neurons: NeuronFile, edits: Sequence[LanguageEdit]) -> dict[int, _LayerOps]:
+    """Turn language edits into fused per-layer index/value tensors, once, outside the hot path.
+
+    Edits apply in order: a unit shared by a deactivated and a later activated language ends up activated.
+    """
+    affine: dict[int, dict[int, tuple[float, float]]] = {}  # layer -> unit -> (a, b) of a*x + b
     for edit in edits:
         units = neurons.units(edit.lang)
         if edit.mode == "activate":
             value = parse_value(edit.value)
-            if isinstance(value, float):
-                vals = [value] * len(units)
-            else:
-                vals = neurons.value_table(edit.lang, value)
+            vals = [value] * len(units) if isinstance(value, float) else neurons.value_table(edit.lang, value)
             vals = [v * edit.strength for v in vals]
-        elif edit.mode == "scale":
-            vals = [edit.strength] * len(units)
         else:
             vals = [0.0] * len(units)
-        grouped: dict[int, tuple[list[int], list[float]]] = {}
         for (layer, unit), v in zip(units, vals):
-            idx, vs = grouped.setdefault(layer, ([], []))
-            idx.append(unit)
-            vs.append(v)
-        kind = "scale" if edit.mode == "scale" else "set"
-        for layer, (idx, vs) in grouped.items():
-            per_layer.setdefault(layer, []).append(
-                _Op(kind, torch.tensor(idx, dtype=torch.long), torch.tensor(vs, dtype=torch.float32)))
-    return per_layer
+            per_unit = affine.setdefault(layer, {})
+            if edit.mode == "scale":
+                a, b = per_unit.get(unit, (1.0, 0.0))
+                per_unit[unit] = (a * edit.strength, b * edit.strength)
+            else:
+                per_unit[unit] = (0.0, v)
+    compiled = {}
+    for layer, per_unit in affine.items():
+        order = sorted(per_unit)
+        sets = [u for u in order if per_unit[u][0] == 0.0]
+        scales = [u for u in order if per_unit[u][0] != 0.0]
+        compiled[layer] = _LayerOps(torch.tensor(sets, dtype=torch.long),
+                                    torch.tensor([per_unit[u][1] for u in sets], dtype=torch.float32),
+                                    torch.tensor(scales, dtype=torch.long),
+                                    torch.tensor([per_unit[u][0] for u in scales], dtype=torch.float32))
+    return compiled
 
 
 class Intervention:
@@ -122,7 +140,7 @@ class Intervention:
         if neurons is not None:
             neurons.check_model(self.sites.fingerprint)
         self._ops = compile_edits(neurons, self.edits) if self.edits else {}
-        self._device_ops: dict[tuple[int, torch.device, torch.dtype], list[tuple[str, torch.Tensor, torch.Tensor]]] = {}
+        self._device_ops: dict[tuple[int, torch.device, torch.dtype], _LayerOps] = {}
         self._stack: contextlib.ExitStack | None = None
         self._generating = False
         self._step = 0
@@ -132,17 +150,16 @@ class Intervention:
     def active(self) -> bool:
         return bool(self._ops)
 
-    def _ops_for(self, layer: int, like: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    def _ops_for(self, layer: int, like: torch.Tensor) -> _LayerOps:
         key = (layer, like.device, like.dtype)
-        if key not in self._device_ops:
-            self._device_ops[key] = [(op.kind, op.index.to(like.device), op.values.to(like.device, like.dtype))
-                                     for op in self._ops.get(layer, [])]
-        return self._device_ops[key]
+        ops = self._device_ops.get(key)
+        if ops is None:
+            ops = self._device_ops[key] = self._ops[layer].to(like.device, like.dtype)
+        return ops
 
     def _edit(self, layer: int, acts: torch.Tensor) -> torch.Tensor | None:
         # acts: [batch, pos, d_mlp]
-        ops = self._ops_for(layer, acts) if layer in self._ops else None
-        if not ops:
+        if layer not in self._ops:
             return None
         if self.positions == "generated":
             if not self._generating:
@@ -150,13 +167,15 @@ class Intervention:
             start = acts.shape[1] - 1 if self._step == 0 else 0  # prefill: only the position that predicts
         else:
             start = 0
-        out = acts.clone()
-        view = out[:, start:]  # [batch, pos', d_mlp]
-        for kind, index, values in ops:
-            if kind == "set":
-                view[..., index] = values
-            else:
-                view[..., index] = view[..., index] * values
+        ops = self._ops_for(layer, acts)
+        # Without autograd the site tensor is a fresh temporary read only by the next operation, so it is
+        # edited in place (no copy per layer and decoding step); with autograd a copy keeps gradients right.
+        out = acts if not torch.is_grad_enabled() else acts.clone()
+        view = out[:, start:] if start else out  # [batch, pos', d_mlp]
+        if ops.set_index.numel():
+            view[..., ops.set_index] = ops.set_values
+        if ops.scale_index.numel():
+            view[..., ops.scale_index] *= ops.scale_factors
         self.edit_calls += 1
         return out
 

@@ -132,6 +132,18 @@ class InterventionSpec:
         return edits_from_args(self.mode, langs, self.value, self.strength, self.deactivated(neurons))
 
 
+def _use_cpu_processes(device: Any) -> None:
+    """Under ``torchrun`` / ``accelerate launch --multi_gpu`` without GPUs, make Accelerate use gloo on the CPU.
+
+    Accelerate only builds a CPU process group when told to (``ACCELERATE_USE_CPU``, set by
+    ``accelerate launch --cpu``, whose multi-process mode needs MPI); otherwise each process runs alone.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    if str(device or "").startswith("cpu") or not torch.accelerator.is_available():
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+
+
 @register_model("langneuron")
 class LangNeuronLM(HFLM):
     """``hf`` with language neurons deactivated, activated or scaled on every forward pass.
@@ -155,13 +167,28 @@ class LangNeuronLM(HFLM):
                  deactivate: Any = None, **kwargs: Any) -> None:
         spec = InterventionSpec.from_args(mode, lang, value, strength, positions, deactivate)
         neuron_file, neuron_path = self._load_neurons(neurons, spec)
+        _use_cpu_processes(kwargs.get("device"))
         super().__init__(pretrained=pretrained, **kwargs)
+        self._adopt_cpu_data_parallel()
         self.intervention: Intervention | None = None
         self._neurons: NeuronFile | None = None
         self._neuron_path: str | None = None
         self._neuron_sha256: str | None = None
         self._spec = InterventionSpec()
         self._install(spec, neuron_file, neuron_path)
+
+    def _adopt_cpu_data_parallel(self) -> None:
+        """Shard documents over CPU processes launched by ``torchrun`` / ``accelerate launch``.
+
+        ``hf`` counts CUDA devices to decide on data parallelism, so on a machine without GPUs every
+        launched process evaluates *all* documents as rank 0 and the work is duplicated. When an
+        ``Accelerator`` with several processes exists and the model sits on the CPU, take rank and world
+        size from it; lm-eval then splits the documents, gathers them with gloo and writes on rank 0.
+        """
+        acc = getattr(self, "accelerator", None)
+        if acc is None or acc.num_processes <= 1 or self._world_size > 1 or self.device.type != "cpu":
+            return
+        self._rank, self._world_size = acc.process_index, acc.num_processes
 
     # ------------------------------------------------------------------ intervention set-up
     @staticmethod
