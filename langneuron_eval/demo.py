@@ -9,7 +9,6 @@ leaderboard and ``langneuron compare`` can be re-run on them.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 from .errors import LangNeuronError
 from .fileio import write_json, write_text
+from .results import write_results
 
 
 @dataclass
@@ -59,9 +59,8 @@ class _Progress:
 
 
 def _save_results(path: Path, results: dict[str, Any]) -> None:
-    """An lm-eval results dict as lm-eval's own ``--output_path`` would hold it (without samples)."""
-    body = {k: v for k, v in results.items() if k != "samples"}
-    write_text(path, json.dumps(body, indent=2, default=str, ensure_ascii=False) + "\n", force=True)
+    """An lm-eval results dict as ``--output_path`` holds it, without samples and clock fields."""
+    write_results(path, results, force=True)
 
 
 def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_model: str | None = None,

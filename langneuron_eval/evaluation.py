@@ -39,9 +39,6 @@ def load_model(pretrained: str | os.PathLike, neurons: str | os.PathLike | None 
     """Load ``pretrained`` once as a ``langneuron`` model (``kwargs``: intervention and ``hf`` arguments)."""
     from .lm_model import LangNeuronLM
 
-    path = Path(pretrained)
-    if not path.exists() and str(pretrained).startswith((".", "/", "~")):
-        raise LangNeuronError(f"model directory not found: {pretrained}")
     return LangNeuronLM(pretrained=str(pretrained), neurons=None if neurons is None else str(neurons),
                         device=device, batch_size=batch_size, dtype=dtype, **kwargs)
 

@@ -21,6 +21,25 @@ def check_writable(path: str | os.PathLike, force: bool) -> Path:
         raise LangNeuronError(f"{path} already exists; pass --force to overwrite it")
     if path.exists() and path.is_dir():
         raise LangNeuronError(f"{path} is a directory, expected a file path")
+    for parent in path.parents:  # the nearest existing ancestor must be a directory we can create files in
+        if parent.exists():
+            if not parent.is_dir():
+                raise LangNeuronError(f"cannot write {path}: {parent} is not a directory")
+            break
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, force: bool | None = None, hint: str = "pass --force to overwrite "
+                     "its files or choose another --out") -> Path:
+    """Refuse an output directory that is a file, or (``force=False``) one that already holds files.
+
+    ``force=None`` accepts a non-empty directory (commands that check each output file themselves).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LangNeuronError(f"--out {path} exists and is not a directory")
+    if force is False and path.exists() and any(path.iterdir()):
+        raise LangNeuronError(f"{path} is not empty; {hint}")
     return path
 
 
@@ -80,13 +99,26 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def check_readable(path: str | os.PathLike, what: str) -> Path:
+    """Fail with one line naming the file when it is missing, a directory, unreadable or empty."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise LangNeuronError(f"{what} not found: {path}")
+        if path.is_dir():
+            raise LangNeuronError(f"{what} {path} is a directory, expected a file")
+        with open(path, "rb") as f:
+            empty = not f.read(1)
+    except OSError as e:
+        raise LangNeuronError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if empty:
+        raise LangNeuronError(f"{what} {path} is empty")
+    return path
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     """Read JSON, turning every failure into a one-line error that names the file."""
-    path = Path(path)
-    if not path.exists():
-        raise LangNeuronError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise LangNeuronError(f"{what} {path} is a directory, expected a file")
+    path = check_readable(path, what)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:

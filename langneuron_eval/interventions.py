@@ -46,8 +46,8 @@ class LanguageEdit:
     strength: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES[1:]:
-            raise LangNeuronError(f"unknown intervention mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if check_mode(self.mode) == "none":
+            raise LangNeuronError("a LanguageEdit needs mode deactivate, activate or scale, not none")
 
 
 def parse_value(value: str | float) -> str | float:
@@ -128,8 +128,7 @@ class Intervention:
 
     def __init__(self, model: nn.Module, neurons: NeuronFile | None, edits: Sequence[LanguageEdit] = (),
                  positions: str = "all", sites: NeuronSites | None = None) -> None:
-        if positions not in POSITIONS:
-            raise LangNeuronError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
+        check_positions(positions)
         if edits and neurons is None:
             raise LangNeuronError("an intervention needs a neuron file")
         self.model = model
@@ -205,6 +204,31 @@ class Intervention:
         self._stack = None
 
 
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise LangNeuronError(f"unknown intervention mode={mode!r}; choose one of {', '.join(MODES)}")
+    return mode
+
+
+def check_positions(positions: str) -> str:
+    if positions not in POSITIONS:
+        raise LangNeuronError(f"unknown positions={positions!r}; choose one of {', '.join(POSITIONS)}")
+    return positions
+
+
+def check_request(mode: str, langs: Sequence[str], lang_without_mode: bool = False) -> None:
+    """The one place that checks a mode against its target languages (CLI, Python and ``--model_args``).
+
+    ``lang_without_mode`` allows ``lang`` with ``mode=none`` (``deactivate=others`` uses it to name the
+    language to keep).
+    """
+    check_mode(mode)
+    if mode != "none" and not langs:
+        raise LangNeuronError(f"mode={mode} needs lang=<code> (several joined with '+', e.g. lang=zh+ja)")
+    if mode == "none" and langs and not lang_without_mode:
+        raise LangNeuronError(f"lang={'+'.join(langs)} is set but mode=none; pass mode=deactivate, activate or scale")
+
+
 def edits_from_args(mode: str, langs: Sequence[str], value: str | float = "mean", strength: float = 1.0,
                     deactivate: Sequence[str] = ()) -> list[LanguageEdit]:
     """Build the edit list from the flat options a CLI or ``--model_args`` offers.
@@ -212,12 +236,7 @@ def edits_from_args(mode: str, langs: Sequence[str], value: str | float = "mean"
     ``deactivate`` languages are zeroed first, then ``mode`` is applied to ``langs`` (so a neuron shared by a
     deactivated and an activated language ends up activated).
     """
-    if mode not in MODES:
-        raise LangNeuronError(f"unknown intervention mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode != "none" and not langs:
-        raise LangNeuronError(f"mode={mode} needs lang=<code> (several joined with '+')")
-    if mode == "none" and langs:
-        raise LangNeuronError("lang= is set but mode=none; pass mode=deactivate, activate or scale")
+    check_request(mode, langs)
     edits = [LanguageEdit("deactivate", lang) for lang in deactivate]
     if mode != "none":
         edits += [LanguageEdit(mode, lang, value, strength) for lang in langs]

@@ -31,7 +31,15 @@ from lm_eval.models.huggingface import HFLM
 
 from .errors import LangNeuronError
 from .fileio import sha256_file
-from .interventions import MODES, POSITIONS, Intervention, edits_from_args, parse_value
+from .interventions import (
+    Intervention,
+    check_mode,
+    check_positions,
+    check_request,
+    edits_from_args,
+    parse_value,
+)
+from .modeling import check_model_path
 from .neurons import NeuronFile
 
 OTHERS = "others"  # deactivate=others: every language of the neuron file except lang
@@ -86,22 +94,15 @@ class InterventionSpec:
     def from_args(cls, mode: Any = "none", lang: Any = None, value: Any = "mean", strength: Any = 1.0,
                   positions: Any = "all", deactivate: Any = None) -> InterventionSpec:
         # lm-eval's argument parser turns the string "none" into None
-        mode = "none" if mode is None else str(mode).strip().lower()
-        if mode not in MODES:
-            raise LangNeuronError(f"unknown mode={mode!r}; choose one of {', '.join(MODES)}")
-        positions = "all" if positions is None else str(positions).strip().lower()
-        if positions not in POSITIONS:
-            raise LangNeuronError(f"unknown positions={positions!r}; choose one of {', '.join(POSITIONS)}")
+        mode = check_mode("none" if mode is None else str(mode).strip().lower())
+        positions = check_positions("all" if positions is None else str(positions).strip().lower())
         langs = _split_langs(lang, "lang")
         deact = _split_langs(deactivate, "deactivate")
         if OTHERS in deact and len(deact) > 1:
             raise LangNeuronError("deactivate=others cannot be combined with other languages")
         if OTHERS in deact and not langs:
             raise LangNeuronError("deactivate=others needs lang=<code>: 'others' means every language except lang")
-        if mode != "none" and not langs:
-            raise LangNeuronError(f"mode={mode} needs lang=<code> (several joined with '+', e.g. lang=zh+ja)")
-        if mode == "none" and langs and deact != (OTHERS,):
-            raise LangNeuronError(f"lang={'+'.join(langs)} is set but mode=none; pass mode=deactivate, activate or scale")
+        check_request(mode, langs, lang_without_mode=deact == (OTHERS,))
         return cls(mode, langs, parse_value(value if value is not None else "mean"),
                    _as_float(1.0 if strength is None else strength, "strength"), positions, deact)
 
@@ -167,6 +168,8 @@ class LangNeuronLM(HFLM):
                  deactivate: Any = None, **kwargs: Any) -> None:
         spec = InterventionSpec.from_args(mode, lang, value, strength, positions, deactivate)
         neuron_file, neuron_path = self._load_neurons(neurons, spec)
+        if isinstance(pretrained, (str, os.PathLike)):
+            check_model_path(str(pretrained))
         _use_cpu_processes(kwargs.get("device"))
         super().__init__(pretrained=pretrained, **kwargs)
         self._adopt_cpu_data_parallel()

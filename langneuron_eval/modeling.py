@@ -27,6 +27,19 @@ def default_model_path() -> str:
     return str(demo_assets.base_model_path())
 
 
+def check_model_path(path: str) -> None:
+    """One-line errors for a local model path that is missing or not a model, before transformers is asked.
+
+    Hub ids (``org/name``) pass; a path starting with ``.``, ``/`` or ``~``, or with more than one ``/``,
+    is taken as a local directory.
+    """
+    local = Path(path).expanduser()
+    if local.exists() and not (local / "config.json").exists():
+        raise LangNeuronError(f"{path} is not a Hugging Face model directory (no config.json)")
+    if not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+        raise LangNeuronError(f"model directory not found: {path}")
+
+
 def load_model(path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",
                revision: str | None = None, trust_remote_code: bool = False):
     """Load ``(model, tokenizer)`` for inference, in eval mode (dropout off, so hooks see deterministic values).
@@ -38,11 +51,7 @@ def load_model(path: str | os.PathLike, dtype: str = "float32", device: str = "c
 
     hf_logging.disable_progress_bar()  # our own progress bars are the ones that matter
     path = str(path)
-    local = Path(path)
-    if local.exists() and not (local / "config.json").exists():
-        raise LangNeuronError(f"{path} is not a Hugging Face model directory (no config.json)")
-    if not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
-        raise LangNeuronError(f"model directory not found: {path}")
+    check_model_path(path)
     try:
         tok = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(

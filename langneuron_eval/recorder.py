@@ -10,9 +10,9 @@ hands the current batch's mask to the hook.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-import platform
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +21,7 @@ import torch
 from .corpus import CorpusSource
 from .errors import LangNeuronError
 from .hooks import hook_sites
+from .provenance import versions
 from .sites import DEFAULT_SITE, resolve_sites
 from .stats import ActivationStats
 
@@ -118,6 +119,14 @@ def _gather_round(mine: torch.Tensor | None, like: torch.Tensor, world: int) -> 
     parts = [torch.zeros_like(like) for _ in range(world)]
     dist.all_gather(parts, like if mine is None else mine)
     return [p if int(f) else None for p, f in zip(parts, flags)]
+
+
+@contextlib.contextmanager
+def _restore_training(model, was_training: bool) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def _chunks(it: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -229,7 +238,9 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
         done = ckpt.load(acc)
     corpus_meta: dict[str, dict] = dict(done["corpus_meta"])
     sentence_index = sum(m["sentences"] for m in corpus_meta.values())
-    with hook_sites(sites, acc):
+    was_training = model.training
+    model.eval()  # dropout off: the counts must not depend on random numbers
+    with hook_sites(sites, acc), _restore_training(model, was_training):
         for k, src in enumerate(sources):
             if k < done["lang"]:
                 continue
@@ -293,7 +304,8 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
             "corpus": corpus_meta,
             "record_config": vars(config).copy(),
             "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-            "versions": _versions(),
+            "versions": versions(),
+            "seeds": {},  # recording draws no random numbers: eval mode, texts in corpus order
         },
     )
 
@@ -322,12 +334,3 @@ def _run_chunk(model, tokenizer, chunk: list[str], config: RecordConfig, acc: _A
         acc.end_batch(n_tok, torch.tensor(idx, dtype=torch.long) + sentence_index)
         bar.update(n_tok)
     return n_trunc
-
-
-def _versions() -> dict[str, str]:
-    import transformers
-
-    from . import __version__
-
-    return {"langneuron_eval": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}

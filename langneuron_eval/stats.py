@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from .errors import LangNeuronError
-from .fileio import atomic_path, canonical_json
+from .fileio import atomic_path, canonical_json, check_readable
 from .sites import ModelFingerprint
 
 SCHEMA = "langneuron-eval/activation-stats"
@@ -226,13 +226,7 @@ class ActivationStats:
     def load(cls, path: str | os.PathLike) -> ActivationStats:
         from safetensors import safe_open
 
-        path = Path(path)
-        if not path.exists():
-            raise LangNeuronError(f"statistics file not found: {path}")
-        if path.is_dir():
-            raise LangNeuronError(f"statistics path {path} is a directory, expected a .safetensors file")
-        if path.stat().st_size == 0:
-            raise LangNeuronError(f"statistics file {path} is empty")
+        path = check_readable(path, "statistics file")
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}

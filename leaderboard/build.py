@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.fileio import check_writable, write_bytes, write_text
+from langneuron_eval.fileio import check_output_dir, check_writable, write_bytes, write_text
 
 from .results import MetricKey, ResultFile, Score, SkipFile, discover, read_result_file
 from .sources import NeuronLayers, PplMatrix, load_neuron_layers, load_ppl_matrix
@@ -169,9 +169,7 @@ def build_leaderboard(results: Sequence[str | os.PathLike], out: str | os.PathLi
     """
     from . import html, tables
 
-    out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise LangNeuronError(f"--out {out_dir} exists and is not a directory")
+    out_dir = check_output_dir(out)
     targets = [out_dir / name for name in OUTPUT_NAMES]
     for target in targets:
         check_writable(target, force)

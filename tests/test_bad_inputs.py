@@ -1,13 +1,16 @@
 """Bad-input battery across every command: exit code 2 and one line naming the problem, never a traceback.
 
-Each case is (command line, expected message fragment). Other test files cover more cases per command
-(test_cli_record.py, test_detectors_cli.py, test_lm_model.py, test_leaderboard.py); this file is the list
-that spans them all, and it grows with each new command.
+Each case is (command line, expected message fragment): ``CASES`` for the ``langneuron`` commands,
+``MODEL_ARGS_CASES`` for the ``--model_args`` of the lm-eval model, ``UNREADABLE_CASES`` for files without
+read permission. Other test files cover more cases per command (test_cli_record.py,
+test_detectors_cli.py, test_lm_model.py, test_leaderboard.py); this file is the list that spans them all,
+and it grows with each new command.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,6 +58,8 @@ CASES = {
                                  "--out", "{dir}/o.st"], "no corpus for language(s) tlh"),
     "record/existing output": (["record", "--model", "{model}", "--corpus", "{corpus}", "--out",
                                 "{dir}/neurons.json"], "already exists"),
+    "record/output inside a file": (["record", "--model", "{model}", "--corpus", "{corpus}", "--out",
+                                     "{dir}/neurons.json/o.st"], "neurons.json"),
     # command: detect
     "detect/missing stats": (["detect", "--stats", "{dir}/missing.safetensors", "--method", "lape", "--out",
                               "{dir}/n.json"], "not found"),
@@ -83,8 +88,29 @@ CASES = {
                                         "--out", "{dir}/pm"], "not found"),
     # command: compare
     "compare/malformed results": (["compare", "{dir}/results.json", "{dir}/results.json"], "results.json"),
+    "compare/missing results": (["compare", "{dir}/missing_run", "{dir}/results.json"], "not found"),
+    # command: normalize-results
+    "normalize-results/malformed results": (["normalize-results", "{dir}/results.json", "--out", "{dir}/n.json"],
+                                            "not valid JSON"),
+    "normalize-results/not a results file": (["normalize-results", "{dir}/neurons.json", "--out", "{dir}/n.json"],
+                                             "not an lm-eval results dict"),
+    "normalize-results/directory without results": (["normalize-results", "{dir}/empty_corpus", "--out",
+                                                     "{dir}/n.json"], "no results_*.json"),
+    "normalize-results/existing output": (["normalize-results", "{dir}/results.json", "--out", "{dir}/empty.json"],
+                                          "already exists"),
     # command: leaderboard
     "leaderboard/no usable results": (["leaderboard", "{dir}/empty_corpus", "--out", "{dir}/lb"], "no usable"),
+    "leaderboard/out is a file": (["leaderboard", "{dir}/empty_corpus", "--out", "{dir}/neurons.json"],
+                                  "not a directory"),
+    # commands that write a directory: demo, train-demo, bench-detector
+    "demo/out is a file": (["demo", "--out", "{dir}/neurons.json"], "not a directory"),
+    "demo/out not empty": (["demo", "--out", "{dir}"], "not empty"),
+    "train-demo/out is a file": (["train-demo", "--out", "{dir}/neurons.json"], "not a directory"),
+    "train-demo/zero tokens": (["train-demo", "--out", "{dir}/td", "--tokens", "0"], "--tokens must be"),
+    "bench-detector/unknown detector": (["bench-detector", "lapee", "--out", "{dir}/b"], "did you mean"),
+    "bench-detector/out is a file": (["bench-detector", "lape", "--out", "{dir}/neurons.json"], "not a directory"),
+    "ppl-matrix/out is a file": (["ppl-matrix", "--model", "{model}", "--neurons", "{dir}/neurons.json",
+                                  "--out", "{dir}/neurons.json"], "not a directory"),
 }
 
 
@@ -119,3 +145,140 @@ def test_same_inputs_give_byte_identical_neuron_files(run_cli, files):
     assert (d / "a.json").read_bytes() == (d / "b.json").read_bytes()
     prov = NeuronFile.load(d / "a.json").provenance
     assert prov["seed"] == 3 and prov["package_version"] and prov["stats_sha256"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The `langneuron` lm-eval model: bad --model_args, parsed by lm-eval's own argument-string parser.
+# Each fails before the model is loaded (except the shape check, which needs the model's shape).
+
+MODEL_ARGS_CASES = {
+    "unknown mode": ("pretrained={model},neurons={dir}/neurons.json,mode=bogus,lang=zh", "unknown intervention mode='bogus'"),
+    "mode=activate without lang": ("pretrained={model},neurons={dir}/neurons.json,mode=activate",
+                                   "mode=activate needs lang="),
+    "mode=activate without neurons": ("pretrained={model},mode=activate,lang=zh", "mode=activate needs neurons="),
+    "lang without mode": ("pretrained={model},neurons={dir}/neurons.json,lang=zh", "lang=zh is set but mode=none"),
+    "missing neuron file": ("pretrained={model},neurons={dir}/missing.json,mode=deactivate,lang=zh",
+                            "neuron file not found"),
+    "empty neuron file": ("pretrained={model},neurons={dir}/empty.json,mode=deactivate,lang=zh", "is empty"),
+    "malformed neuron file": ("pretrained={model},neurons={dir}/malformed.json,mode=deactivate,lang=zh",
+                              "not valid JSON"),
+    "neuron index out of range": ("pretrained={model},neurons={dir}/out_of_range.json,mode=deactivate,lang=zh",
+                                  "out of range"),
+    "neuron file for another shape": ("pretrained={model},neurons={dir}/other_shape.json,mode=deactivate,lang=zh",
+                                      "3 layers x 64 units"),
+    "language not in the file": ("pretrained={model},neurons={dir}/neurons.json,mode=deactivate,lang=ko",
+                                 "language 'ko' is not in neuron file"),
+    "deactivated language not in the file": (
+        "pretrained={model},neurons={dir}/neurons.json,mode=deactivate,lang=zh,deactivate=fr",
+        "language 'fr' is not in neuron file"),
+    "statistic not in the file": ("pretrained={model},neurons={dir}/neurons.json,mode=activate,lang=zh,value=median",
+                                  "no 'median' activation values for 'zh'"),
+    "unknown activation value": ("pretrained={model},neurons={dir}/neurons.json,mode=activate,lang=zh,value=loud",
+                                 "invalid activation value"),
+    "strength not a number": ("pretrained={model},neurons={dir}/neurons.json,mode=scale,lang=zh,strength=x",
+                              "strength='x' is not a number"),
+    "unknown positions": ("pretrained={model},neurons={dir}/neurons.json,mode=deactivate,lang=zh,positions=prompt",
+                          "unknown positions='prompt'"),
+    "deactivate=others combined": (
+        "pretrained={model},neurons={dir}/neurons.json,mode=activate,lang=zh,value=1,deactivate=others+en",
+        "cannot be combined"),
+    "deactivate=others without lang": ("pretrained={model},neurons={dir}/neurons.json,deactivate=others",
+                                       "deactivate=others needs lang="),
+    "missing model directory": ("pretrained={dir}/no_model,neurons={dir}/neurons.json,mode=deactivate,lang=zh",
+                                "model directory not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MODEL_ARGS_CASES))
+def test_bad_model_args_are_one_line(files, case):
+    from lm_eval.api.registry import get_model
+
+    from langneuron_eval.errors import LangNeuronError
+    from langneuron_eval.lmeval_plugin import register_model
+
+    register_model()
+    arg_string, fragment = MODEL_ARGS_CASES[case]
+    before = {p.name: p.stat().st_mtime_ns for p in files["dir"].iterdir()}
+    with pytest.raises(LangNeuronError) as err:
+        get_model("langneuron").create_from_arg_string(arg_string.format(**files), {"device": "cpu", "batch_size": 1})
+    assert "\n" not in str(err.value) and fragment in str(err.value), (case, str(err.value))
+    assert {p.name: p.stat().st_mtime_ns for p in files["dir"].iterdir()} == before
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Unreadable files (mode 000). Root reads any file through the CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH
+# capabilities, so as root the command runs in a child without them; the files stay root's own, and the
+# interpreter, libraries and test directories stay readable through their owner permissions.
+
+UNREADABLE_CASES = {
+    "record/unreadable corpus file": (["record", "--model", "{model}", "--corpus", "en={locked}/en.txt", "--out",
+                                       "{dir}/o.st"], "cannot read corpus file {locked}/en.txt: Permission denied"),
+    "detect/unreadable stats": (["detect", "--stats", "{locked}/stats.safetensors", "--method", "lape", "--out",
+                                 "{dir}/n.json"], "cannot read statistics file {locked}/stats.safetensors"),
+    "neurons-report/unreadable neuron file": (["neurons-report", "{locked}/neurons.json"],
+                                              "cannot read neuron file {locked}/neurons.json"),
+    "ppl-matrix/unreadable neuron file": (["ppl-matrix", "--model", "{model}", "--neurons", "{locked}/neurons.json",
+                                           "--out", "{dir}/pm"], "cannot read neuron file {locked}/neurons.json"),
+    "compare/unreadable results": (["compare", "{locked}/results_x.json", "{locked}/results_x.json"],
+                                   "cannot read lm-eval results file {locked}/results_x.json"),
+    "normalize-results/unreadable results": (["normalize-results", "{locked}/results_x.json", "--out",
+                                              "{dir}/n.json"], "cannot read lm-eval results file"),
+    "model_args/unreadable neuron file": (None, "cannot read neuron file {locked}/neurons.json"),
+}
+
+
+def _drop_file_capabilities() -> None:  # runs in the child between fork and exec
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH; PR_CAPBSET_DROP = 24
+        if libc.prctl(24, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+@pytest.fixture
+def locked(files):
+    """Readable-looking inputs with permission bits 000."""
+    import shutil
+
+    d = files["dir"] / "locked"
+    d.mkdir()
+    shutil.copy(files["dir"] / "stats.safetensors", d / "stats.safetensors")
+    shutil.copy(files["dir"] / "neurons.json", d / "neurons.json")
+    (d / "en.txt").write_text("a line of English text\n", encoding="utf-8")
+    (d / "results_x.json").write_text('{"results": {}}', encoding="utf-8")
+    for p in d.iterdir():
+        p.chmod(0)
+    yield d
+    for p in d.iterdir():
+        p.chmod(0o644)
+
+
+@pytest.mark.parametrize("case", sorted(UNREADABLE_CASES))
+def test_unreadable_file_is_one_line(files, locked, case):
+    import os
+    import subprocess
+    import sys
+
+    argv, fragment = UNREADABLE_CASES[case]
+    fmt = {**files, "locked": locked}
+    if argv is None:  # the lm-eval model, through lm-eval's argument-string parser
+        code = ("import sys\nfrom lm_eval.api.registry import get_model\n"
+                "from langneuron_eval.errors import LangNeuronError\n"
+                "from langneuron_eval.lmeval_plugin import register_model\nregister_model()\n"
+                "try:\n    get_model('langneuron').create_from_arg_string(sys.argv[1], {'device': 'cpu'})\n"
+                "except LangNeuronError as e:\n    print(f'lm_eval: error: {e}', file=sys.stderr)\n    sys.exit(2)\n")
+        cmd = [sys.executable, "-c", code,
+               "pretrained={model},neurons={locked}/neurons.json,mode=deactivate,lang=zh".format(**fmt)]
+    else:
+        cmd = [sys.executable, "-m", "langneuron_eval.cli.main", *[a.format(**fmt) for a in argv]]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                                     os.environ.get("PYTHONPATH")])))
+    before = {p.name: p.stat().st_mtime_ns for p in files["dir"].iterdir()}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_drop_file_capabilities if os.geteuid() == 0 else None)
+    errors = [line for line in proc.stderr.strip().splitlines() if "error" in line.lower()]
+    assert proc.returncode == 2, (case, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and len(errors) == 1, (case, proc.stderr[-2000:])
+    assert fragment.format(**fmt) in errors[0] and "Permission denied" in errors[0], (case, errors[0])
+    assert {p.name: p.stat().st_mtime_ns for p in files["dir"].iterdir()} == before

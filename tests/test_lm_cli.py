@@ -41,6 +41,15 @@ def test_ppl_matrix(run_cli, tiny_model_dir, neurons, tmp_path):
     assert prov["neurons_content_sha256"] == NeuronFile.load(neurons).sha256() and len(prov["neurons_sha256"]) == 64
     assert (out / "ppl_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert prov["seeds"] == {"python": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}
+    assert {"langneuron_eval", "torch", "transformers", "lm_eval"} <= set(prov["versions"])
+
+    again = tmp_path / "pm-again"  # same inputs and seeds -> the same bytes, figure included
+    rc, _, stderr = run_cli("ppl-matrix", "--model", tiny_model_dir, "--neurons", neurons, "--langs", "zh,de",
+                            "--out", again, "--limit", "3", "--batch-size", "4")
+    assert rc == 0, stderr
+    for name in ("ppl_matrix.json", "ppl_matrix.png"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
     rc, _, stderr = run_cli("ppl-matrix", "--model", tiny_model_dir, "--neurons", neurons, "--langs", "zh",
                             "--out", out, "--limit", "1")

@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_lm_plugin import _env, _pth_file
 
 from langneuron_eval.neurons import NeuronFile
 from langneuron_eval.sites import ModelFingerprint
-
-from test_lm_plugin import _env, _pth_file
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LangNeuronError
+from ..fileio import check_output_dir
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -43,12 +44,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..bench import BenchConfig, check_golden, parse_params, run_bench, write_golden, write_report
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise LangNeuronError(f"--out {out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not (args.force or args.reuse):
-        raise LangNeuronError(f"{out} is not empty; pass --reuse to continue from its files, --force to replace "
-                              "them, or choose another --out")
+    out = check_output_dir(args.out, args.force or args.reuse, hint="pass --reuse to continue from its files, "
+                           "--force to replace them, or choose another --out")
     if args.tolerance < 0:
         raise LangNeuronError("--tolerance must be >= 0")
     if args.baseline and not Path(args.baseline).is_file():

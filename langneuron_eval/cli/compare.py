@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import LangNeuronError
 from ..fileio import check_writable, read_json, write_json
+from ..results import find_results
 
 _SKIP_KEYS = {"alias", "name", "sample_len", "sample_count", " "}
 
@@ -31,19 +32,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="also write the comparison as JSON")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=run)
-
-
-def find_results(path: str | Path) -> Path:
-    """``path`` itself if it is a file, else the newest ``results_*.json`` below the directory."""
-    path = Path(path)
-    if not path.exists():
-        raise LangNeuronError(f"results path not found: {path}")
-    if path.is_file():
-        return path
-    found = [p for p in path.rglob("results_*.json") if p.is_file()]
-    if not found:
-        raise LangNeuronError(f"no results_*.json below {path}; pass the results file itself")
-    return max(found, key=lambda p: (p.stat().st_mtime, p.name))
 
 
 def _number(value: Any) -> float | None:

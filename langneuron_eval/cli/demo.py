@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..errors import LangNeuronError
+from ..fileio import check_output_dir
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -26,9 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..demo import DemoConfig, run_demo
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise LangNeuronError(f"{out} is not empty; pass --force to overwrite the demo's files there or choose --out")
+    out = check_output_dir(args.out, args.force, hint="pass --force to overwrite the demo's files there or choose --out")
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     if args.strength is not None:
         cfg.steer_strength = args.strength

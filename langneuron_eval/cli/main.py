@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "neurons-report": "report",
     "ppl-matrix": "ppl_matrix",
     "compare": "compare",
+    "normalize-results": "normalize_results",
     "demo": "demo",
     "train-demo": "train_demo",
     "leaderboard": "leaderboard",

@@ -13,7 +13,6 @@ One model is loaded and its intervention switched between rows, so the cost is
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
 import sys
 import time
@@ -21,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LangNeuronError
-from ..fileio import atomic_path, check_writable, sha256_file, write_json
+from ..fileio import atomic_path, check_output_dir, check_writable, sha256_file, write_json
+from ..provenance import versions
 
 METRICS = ("byte_perplexity", "word_perplexity")
 TASK_LANGUAGES = ("en", "de", "fr", "es", "zh", "ja")
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     from ..modeling import default_model_path
     from ..neurons import NeuronFile
 
-    out = Path(args.out)
+    out = check_output_dir(args.out)
     json_path, png_path = out / "ppl_matrix.json", out / "ppl_matrix.png"
     for path in (json_path, png_path):  # refuse before any slow work
         check_writable(path, args.force)
@@ -186,14 +186,14 @@ def run(args: argparse.Namespace) -> int:
             "device": args.device,
             "langneuron_eval_version": __version__,
             "lm_eval_version": lm_eval.__version__,
-            "seconds": result["seconds"],
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(),
+            "seeds": dict(zip(("python", "numpy", "torch", "fewshot"), evaluation.DEFAULT_SEEDS)),
         },
     }
     write_json(json_path, doc, force=args.force)
     plot(png_path, langs, result["matrix"], args.metric, args.force)
     _print_matrix(langs, result)
-    print(f"wrote {json_path} and {png_path}")
+    print(f"wrote {json_path} and {png_path} ({result['seconds']:.0f} s)")
     return 0
 
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import LangNeuronError
-from ..fileio import write_json
+from ..fileio import check_output_dir, write_json
 
 ALIGN_LANGS = ("zh", "de")
 
@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from .. import demo_corpus
     from ..train_demo import DemoModelConfig, TrainConfig, new_model, perplexity, train, train_tokenizer
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise LangNeuronError(f"{out} already exists; pass --force to replace it")
+    out = check_output_dir(args.out, args.force, hint="pass --force to replace it")
+    if args.tokens is not None and args.tokens < 1:
+        raise LangNeuronError(f"--tokens must be at least 1, got {args.tokens}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     langs = list(demo_corpus.LANGUAGES)
     report: dict = {"languages": langs, "seed": args.seed}

@@ -19,15 +19,6 @@ from .base import DetectionResult, normalize_result, params_to_dict
 from .registry import get_detector
 
 
-def _lm_eval_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("lm-eval")
-    except PackageNotFoundError:
-        return None
-
-
 def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[str, Any] | None = None
                  ) -> NeuronFile:
     """Detect language-specific neurons and return them as a neuron file (not yet saved).
@@ -53,13 +44,15 @@ def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[st
     values = {lang: stats.unit_values(lang, units) for lang, units in result.languages.items() if units}
     values = {lang: v for lang, v in values.items() if v}
     param_dict = params_to_dict(p)
-    from .. import __version__
+    from ..provenance import versions
 
+    made_by = versions()
     provenance = {
         "stats_sha256": stats.sha256(),
-        "package_version": __version__,
-        "lm_eval_version": _lm_eval_version(),
-        "seed": param_dict.get("seed"),
+        "package_version": made_by["langneuron_eval"],
+        "lm_eval_version": made_by.get("lm_eval"),
+        "versions": made_by,
+        "seed": param_dict.get("seed"),  # None: the detector draws no random numbers
     }
     return NeuronFile(fingerprint=stats.fingerprint, detector=name_or_target, languages=result.languages,
                       params=param_dict, values=values, extra=result.extra, provenance=provenance)
