@@ -29,6 +29,7 @@ from typing import Any
 from .demo import DemoConfig, _jsonable, _kv, diagonal_dominance, ppl_change_matrix, steering_gains
 from .errors import LangNeuronError
 from .fileio import write_json, write_text
+from .provenance import versions
 
 REFERENCES = ("lape", "kojima_ap", "zhang", "random")
 EPS = 1e-9  # float noise allowed when comparing against a golden file
@@ -238,7 +239,8 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
               "corpus": None if given_stats else corpus,
               "stats": stats_path, "config": asdict(cfg), "languages": langs,
               "detector_order": list(figures), "detect_seconds": round(detect_seconds, 2), "seconds": round(time.perf_counter() - started, 1),
-              "detectors": figures, "leaderboard": str(out / "leaderboard")}
+              "detectors": figures, "leaderboard": str(out / "leaderboard"), "versions": versions(),
+              "seeds": evaluation.seeds_record()}
     write_json(out / "bench.json", _jsonable(result), force=True)
     return result
 

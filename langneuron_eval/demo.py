@@ -81,7 +81,11 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     langs = list(cfg.langs)
     log = _Progress(8 + len(cfg.steer_detectors))  # 2 ppl matrices + one steering step per detector
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"config": asdict(cfg), "base_model": base_model, "aligned_model": aligned_model}
+    from .provenance import versions
+
+    summary: dict[str, Any] = {"config": asdict(cfg), "base_model": base_model, "aligned_model": aligned_model,
+                               "versions": versions(),
+                               "seeds": evaluation.seeds_record()}
 
     # 1. statistics for both models on the detection split
     log(f"recording activation statistics ({cfg.detect_sentences} sentences x {len(langs)} languages, 2 models)")

@@ -20,6 +20,12 @@ from typing import Any
 from .errors import LangNeuronError
 
 DEFAULT_SEEDS = (0, 1234, 1234, 1234)  # python, numpy, torch, few-shot: lm-eval's defaults
+SEED_NAMES = ("python", "numpy", "torch", "fewshot")
+
+
+def seeds_record(seeds: Sequence[int | None] = DEFAULT_SEEDS) -> dict[str, int | None]:
+    """The seeds as outputs record them: ``{"python": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}``."""
+    return dict(zip(SEED_NAMES, seeds))
 
 
 def make_task_manager(include_defaults: bool = False, include_path: str | Path | Sequence[str | Path] | None = None):

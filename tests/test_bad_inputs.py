@@ -22,6 +22,21 @@ from langneuron_eval.stats import ActivationStats
 FP = ModelFingerprint("llama", 2, 48, "act_out")
 
 
+def _tampered_stats(good, path, name, value):
+    """A stats file with one bad value whose content hash is recomputed, so the value check must catch it."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from langneuron_eval.stats import content_hash
+
+    with safe_open(str(good), framework="pt") as f:
+        header = json.loads(f.metadata()["langneuron"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors[name][0, 0, 0] = value
+    header["content_sha256"] = content_hash(tensors)
+    save_file(tensors, str(path), metadata={"langneuron": json.dumps(header)})
+
+
 @pytest.fixture
 def files(tmp_path, tiny_model_dir, tiny_corpus_dir):
     """Good and bad inputs, written once per test."""
@@ -42,6 +57,8 @@ def files(tmp_path, tiny_model_dir, tiny_corpus_dir):
     data["languages"]["zh"] = [[7, 1]]
     del data["content_sha256"]
     (tmp_path / "out_of_range.json").write_text(json.dumps(data))
+    _tampered_stats(good, tmp_path / "nan_stats.safetensors", "activation_sums", float("nan"))
+    _tampered_stats(good, tmp_path / "negative_stats.safetensors", "positive_counts", -5)
     (tmp_path / "results.json").write_text("not json")
     (tmp_path / "empty_corpus").mkdir()
     (tmp_path / "empty_corpus" / "en.txt").write_text("")
@@ -67,6 +84,10 @@ CASES = {
                                 "{dir}/n.json"], "not a readable safetensors file"),
     "detect/stats is JSON": (["detect", "--stats", "{dir}/neurons.json", "--method", "lape", "--out",
                               "{dir}/n.json"], "safetensors"),
+    "detect/NaN in stats": (["detect", "--stats", "{dir}/nan_stats.safetensors", "--method", "lape", "--out",
+                             "{dir}/n.json"], "NaN"),
+    "detect/negative counts": (["detect", "--stats", "{dir}/negative_stats.safetensors", "--method", "lape",
+                                "--out", "{dir}/n.json"], "negative"),
     "detect/unknown method": (["detect", "--stats", "{dir}/stats.safetensors", "--method", "lapee", "--out",
                                "{dir}/n.json"], "did you mean"),
     "detect/bad param value": (["detect", "--stats", "{dir}/stats.safetensors", "--method", "lape", "--param",

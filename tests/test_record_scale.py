@@ -52,17 +52,26 @@ def test_resume_without_checkpoint_is_an_error(run_cli, tiny_model_dir, mid_corp
     assert rc == 2 and "nothing to resume" in err
 
 
-def test_two_gloo_processes_match_one(tiny_model_dir, mid_corpus, tmp_path):
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_gloo_processes_match_one(tiny_model_dir, mid_corpus, tmp_path, launcher):
     common = ["--model", tiny_model_dir, "--corpus", mid_corpus, "--langs", "en,de", "--chunk-size", "250",
               "--sentence-means", "--max-sentences", "1000"]
     single = tmp_path / "single.safetensors"
     subprocess.run(_cmd(*common, "--out", single), check=True, capture_output=True)
     multi = tmp_path / "multi.safetensors"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", "-m", "langneuron_eval.cli.main", "record", "--no-progress",
-                          *map(str, common), "--out", str(multi)], capture_output=True, text=True, env=env)
+    run = subprocess.run([sys.executable, *LAUNCHERS[launcher], "-m", "langneuron_eval.cli.main", "record",
+                          "--no-progress", *map(str, common), "--out", str(multi)], capture_output=True, text=True,
+                         env=env)
     assert run.returncode == 0, run.stderr[-2000:]
+    assert "2 processes)" in run.stderr  # one process group of two ranks, not two lone processes
     a, b = ActivationStats.load(single), ActivationStats.load(multi)
     assert torch.equal(a.n_tokens, b.n_tokens)
     assert torch.equal(a.positive_counts, b.positive_counts)

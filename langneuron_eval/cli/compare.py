@@ -131,7 +131,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"only in aligned: {', '.join(only_aligned)}")
     print("stderr = sqrt(stderr_base² + stderr_aligned²) from lm-eval's reported stderrs; z = delta / stderr")
     if args.json_out:
-        write_json(args.json_out, {"base": str(base_path), "aligned": str(aligned_path), "rows": rows},
+        from ..fileio import sha256_file
+        from ..provenance import versions
+
+        write_json(args.json_out, {"base": str(base_path), "aligned": str(aligned_path),
+                                   "base_sha256": sha256_file(base_path), "aligned_sha256": sha256_file(aligned_path),
+                                   "versions": versions(), "rows": rows},
                    force=args.force)
         print(f"wrote {args.json_out}")
     return 0

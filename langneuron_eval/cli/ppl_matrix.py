@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             "langneuron_eval_version": __version__,
             "lm_eval_version": lm_eval.__version__,
             "versions": versions(),
-            "seeds": dict(zip(("python", "numpy", "torch", "fewshot"), evaluation.DEFAULT_SEEDS)),
+            "seeds": evaluation.seeds_record(),
         },
     }
     write_json(json_path, doc, force=args.force)

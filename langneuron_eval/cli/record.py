@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from ..recorder import RecordConfig, record
 
     rank, world = _init_distributed(args.device)
+    device = args.device
+    if world > 1 and device == "cuda":  # one GPU per process, as torchrun / accelerate number them
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
     check_writable(args.out, args.force)  # fail before loading a model
     langs = [x.strip() for x in args.langs.split(",") if x.strip()] if args.langs else None
     corpus = args.corpus
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     config = RecordConfig(site=args.site, batch_size=args.batch_size, max_length=args.max_length,
                           sentence_means=args.sentence_means, max_sentences=args.max_sentences,
                           chunk_size=args.chunk_size)
-    model, tok = load_model(args.model or default_model_path(), dtype=args.dtype, device=args.device)
+    model, tok = load_model(args.model or default_model_path(), dtype=args.dtype, device=device)
     started = time.perf_counter()
     checkpoint = f"{args.out}.partial" + (f".rank{rank}" if world > 1 else "")
     stats = record(model, tok, sources, config, progress=not args.no_progress,
@@ -100,5 +103,6 @@ def run(args: argparse.Namespace) -> int:
     per_lang = ", ".join(f"{lang} {int(n)}" for lang, n in zip(stats.languages, stats.n_tokens))
     print(f"wrote {args.out}: {len(stats.languages)} languages x {stats.num_layers} layers x "
           f"{stats.intermediate_size} neurons at {stats.fingerprint.site}; tokens: {per_lang} "
-          f"({total / max(elapsed, 1e-9):.0f} tok/s)", file=sys.stderr)
+          f"({total / max(elapsed, 1e-9):.0f} tok/s" + (f", {world} processes" if world > 1 else "") + ")",
+          file=sys.stderr)
     return 0

@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise LangNeuronError(f"--tokens must be at least 1, got {args.tokens}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     langs = list(demo_corpus.LANGUAGES)
-    report: dict = {"languages": langs, "seed": args.seed}
+    from ..provenance import versions
+
+    report: dict = {"languages": langs, "seed": args.seed, "versions": versions()}
     if not args.align:
         texts = [t for lang in langs for t in demo_corpus.sentences(lang, "train", seed=args.seed)]
         qa = _qa_texts(["en"], "train", args.seed)  # the base model can answer questions in English only
