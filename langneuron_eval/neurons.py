@@ -9,7 +9,8 @@ Schema ``langneuron-eval/neurons`` version 1 (documented in docs/file_formats.md
       "languages": {"zh": [[0, 17], [31, 4090], ...], ...},      # sorted, unique
       "values": {"zh": {"mean": [0.31, ...], "median": [...]}},  # optional, aligned with languages[lang]
       "extra": {...},                                            # detector-specific (e.g. Zhang's classes)
-      "provenance": {"stats_sha256": "...", "package_version": "...", "lm_eval_version": "...", "seed": 0},
+      "provenance": {"stats_sha256": "...", "package_version": "...", "lm_eval_version": "...",
+                     "versions": {"langneuron_eval": "...", "torch": "...", ...}, "seed": 0},
       "content_sha256": "..."                                    # over every other field, checked on load
     }
 """

@@ -296,8 +296,11 @@ def test_unreadable_file_is_one_line(files, locked, case):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                                      os.environ.get("PYTHONPATH")])))
     before = {p.name: p.stat().st_mtime_ns for p in files["dir"].iterdir()}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=_drop_file_capabilities if os.geteuid() == 0 else None)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                              preexec_fn=_drop_file_capabilities if os.geteuid() == 0 else None)
+    except subprocess.SubprocessError as e:  # the container forbids dropping capabilities (no CAP_SETPCAP)
+        pytest.skip(f"running as root and cannot drop CAP_DAC_OVERRIDE to make a file unreadable: {e}")
     errors = [line for line in proc.stderr.strip().splitlines() if "error" in line.lower()]
     assert proc.returncode == 2, (case, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr and len(errors) == 1, (case, proc.stderr[-2000:])
