@@ -2,7 +2,7 @@
 
 Each case is (command line, expected message fragment): ``CASES`` for the ``langneuron`` commands,
 ``MODEL_ARGS_CASES`` for the ``--model_args`` of the lm-eval model, ``UNREADABLE_CASES`` for files without
-read permission. Other test files cover more cases per command (test_cli_record.py,
+read permission, and a corpus in the wrong language, which warns and goes on. Other test files cover more cases per command (test_cli_record.py,
 test_detectors_cli.py, test_lm_model.py, test_leaderboard.py); this file is the list that spans them all,
 and it grows with each new command.
 """
@@ -306,3 +306,32 @@ def test_unreadable_file_is_one_line(files, locked, case):
     assert "Traceback" not in proc.stderr and len(errors) == 1, (case, proc.stderr[-2000:])
     assert fragment.format(**fmt) in errors[0] and "Permission denied" in errors[0], (case, errors[0])
     assert {p.name: p.stat().st_mtime_ns for p in files["dir"].iterdir()} == before
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inputs where going on is right, with a warning: a corpus whose text is mostly in another language than
+# declared (RUCAIBox issue #19: English inside other languages' corpora) is still recorded.
+
+ENGLISH = ["The weather was cold and the children stayed inside all afternoon.",
+           "She bought three books at the market before the train left the station.",
+           "Our neighbours painted their house blue during the summer holidays.",
+           "He forgot his umbrella at the office and walked home in the rain."]
+GERMAN = ["Das Wetter war kalt und die Kinder blieben den ganzen Nachmittag im Haus.",
+          "Sie kaufte drei Bücher auf dem Markt, bevor der Zug den Bahnhof verließ."]
+
+
+@pytest.mark.parametrize("english_share, warns", [(0.75, True), (0.0, False)])
+def test_corpus_in_the_wrong_language_warns_and_records(run_cli, files, english_share, warns):
+    d = files["dir"]
+    n_en = int(40 * english_share)
+    lines = [ENGLISH[i % len(ENGLISH)] for i in range(n_en)] + [GERMAN[i % len(GERMAN)] for i in range(40 - n_en)]
+    (d / "de.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rc, _, err = run_cli("record", "--model", files["model"], "--corpus", f"de={d / 'de.txt'}", "--out",
+                         d / "de.safetensors", "--no-progress")
+    assert rc == 0, err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    if warns:
+        assert len(warnings) == 1 and "75%" in warnings[0] and "de corpus" in warnings[0] and "'en'" in warnings[0]
+    else:
+        assert warnings == []
+    assert ActivationStats.load(d / "de.safetensors").languages == ["de"]

@@ -181,7 +181,9 @@ def test_report_single_file(run_cli, tmp_path):
     a = _neuron_file(tmp_path / "a.json", {"en": [(0, 1), (0, 2), (1, 3)], "de": [(0, 2), (1, 4)], "zh": [(0, 2)]})
     rc, stdout, _ = run_cli("neurons-report", a, "--json", tmp_path / "r.json")
     assert rc == 0
-    r = json.loads((tmp_path / "r.json").read_text())["summaries"][0]
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["content_sha256"] == [NeuronFile.load(a).sha256()] and doc["versions"]["langneuron_eval"]
+    r = doc["summaries"][0]
     assert r["counts"] == {"en": 3, "de": 2, "zh": 1} and r["unique_units"] == 4
     assert r["layer_distribution"] == {"en": [2, 1], "de": [1, 1], "zh": [1, 0]}
     assert r["overlap"]["en"]["de"] == pytest.approx(1 / 3) and r["overlap"]["de"]["en"] == pytest.approx(1 / 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -87,7 +88,9 @@ def test_compare_files(run_cli, tmp_path):
     out = tmp_path / "cmp.json"
     rc, stdout, stderr = run_cli("compare", base, aligned, "--json", out)
     assert rc == 0, stderr
-    rows = {r["task"]: r for r in json.loads(out.read_text())["rows"]}
+    doc = json.loads(out.read_text())
+    assert doc["base_sha256"] == hashlib.sha256(base.read_bytes()).hexdigest() and doc["versions"]["lm_eval"]
+    rows = {r["task"]: r for r in doc["rows"]}
     steer = rows["lang_steer_zh"]
     assert steer["delta"] == pytest.approx(0.5) and steer["stderr"] == pytest.approx(0.05)
     assert steer["z"] == pytest.approx(10.0)

@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json, args.force)
     files = [NeuronFile.load(f) for f in args.files]
-    report: dict = {"files": list(args.files), "summaries": [summarize(nf) for nf in files]}
+    from ..provenance import versions
+
+    report: dict = {"files": list(args.files), "content_sha256": [nf.sha256() for nf in files],
+                    "summaries": [summarize(nf) for nf in files], "versions": versions()}
     texts = [render_summary(s, f) for s, f in zip(report["summaries"], args.files)]
     if len(files) == 2:
         report["comparison"] = compare(files[0], files[1])
