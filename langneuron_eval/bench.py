@@ -261,9 +261,9 @@ def _steer(lm: Any, langs: list[str], cfg: BenchConfig, tm: Any, baselines: dict
         lm.set_intervention(mode="none")
         res = evaluation.evaluate(lm, [f"lang_steer_{lang}" for lang in langs], limit=cfg.steer_limit,
                                   task_manager=tm)
-        from .demo import _save_results
+        from .results import write_results
 
-        _save_results(results_dir / "base-none-steer" / "results_bench.json", res)
+        write_results(results_dir / "base-none-steer" / "results_bench.json", res, force=True)
         baselines["steer"] = {"results": {t: v for t, v in res["results"].items() if t.startswith("lang_steer_")}}
     rows = [lang for lang in langs if lang not in empty]
     rates, _ = steering_gains(lm, rows, cfg, tm, results_dir, tag, base_res=baselines["steer"],

@@ -58,11 +58,6 @@ class _Progress:
               file=sys.stderr, flush=True)
 
 
-def _save_results(path: Path, results: dict[str, Any]) -> None:
-    """An lm-eval results dict as ``--output_path`` holds it, without samples and clock fields."""
-    write_results(path, results, force=True)
-
-
 def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_model: str | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Run the demo pipeline into ``out`` and return the summary (also written to ``summary.json``)."""
@@ -143,7 +138,7 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     for name, path in (("base", base_model), ("aligned", aligned_model)):
         res = evaluation.evaluate("langneuron", qa_tasks, model_args={"pretrained": path},
                                   limit=cfg.qa_limit, batch_size=cfg.batch_size, task_manager=tm)
-        _save_results(out / "results" / f"{name}-none-qa" / "results_demo.json", res)
+        write_results(out / "results" / f"{name}-none-qa" / "results_demo.json", res, force=True)
         qa[name] = {t: _first_metric(res, t, ("f1", "acc")) for t in qa_tasks}
     summary["qa"] = qa
 
@@ -198,7 +193,7 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None, task_manager
     def scores(name: str) -> dict[str, float]:
         res = evaluation.evaluate(lm, tasks, limit=limit, task_manager=task_manager)
         if results_dir is not None:
-            _save_results(results_dir / name / "results_ppl.json", res)
+            write_results(results_dir / name / "results_ppl.json", res, force=True)
         return {lang: evaluation.metric(res, f"lang_ppl_{lang}", metric) for lang in langs}
 
     if baseline is None:
@@ -232,13 +227,13 @@ def steering_gains(lm: Any, langs: list[str], cfg: Any, task_manager: Any, resul
         lm.set_intervention(mode="none")
         base_res = evaluation.evaluate(lm, [f"lang_steer_{lang}" for lang in langs], limit=cfg.steer_limit,
                                        task_manager=task_manager)
-        _save_results(results_dir / "base-none-steer" / results_name, base_res)
+        write_results(results_dir / "base-none-steer" / results_name, base_res, force=True)
     rates = {}
     for lang in langs:
         lm.set_intervention(mode="activate", lang=lang, value=cfg.steer_value, strength=cfg.steer_strength,
                             deactivate="others" if cfg.steer_deactivate_others else None)
         res = evaluation.evaluate(lm, [f"lang_steer_{lang}"], limit=cfg.steer_limit, task_manager=task_manager)
-        _save_results(results_dir / f"base-{tag}-activate-{lang}" / results_name, res)
+        write_results(results_dir / f"base-{tag}-activate-{lang}" / results_name, res, force=True)
         before = evaluation.metric(base_res, f"lang_steer_{lang}", "lang_rate")
         after = evaluation.metric(res, f"lang_steer_{lang}", "lang_rate")
         stderr = _stderr(res, f"lang_steer_{lang}", "lang_rate")

@@ -39,3 +39,19 @@ def run_cli(capsys):
         return rc, out.out, out.err
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def save_like_output_path():
+    """Write an lm-eval results dict with lm-eval's own EvaluationTracker, as ``--output_path DIR`` does."""
+    from lm_eval.loggers import EvaluationTracker
+
+    def _save(results, model_args, out_dir):
+        tracker = EvaluationTracker(output_path=str(out_dir))
+        tracker.general_config_tracker.log_experiment_args(model_source="langneuron", model_args=model_args,
+                                                           system_instruction=None, chat_template=None,
+                                                           fewshot_as_multiturn=False)
+        tracker.save_results_aggregated(results=results, samples=None)
+        return out_dir
+
+    return _save

@@ -127,10 +127,8 @@ def test_compare_errors(run_cli, tmp_path):
     assert rc == 2 and "not an lm-eval results file" in stderr
 
 
-def test_compare_real_lm_eval_results(run_cli, tiny_model_dir, neurons, tmp_path):
+def test_compare_real_lm_eval_results(run_cli, tiny_model_dir, neurons, tmp_path, save_like_output_path):
     """Results written by lm-eval itself (via the EvaluationTracker) parse, including 'N/A' stderrs."""
-    from lm_eval.loggers import EvaluationTracker
-
     from langneuron_eval import evaluation
 
     paths = []
@@ -139,12 +137,7 @@ def test_compare_real_lm_eval_results(run_cli, tiny_model_dir, neurons, tmp_path
         if mode != "none":
             args["lang"] = "zh"
         res = evaluation.evaluate("langneuron", ["lang_ppl_de"], model_args=args, limit=2, batch_size=2)
-        tracker = EvaluationTracker(output_path=str(tmp_path / name))
-        tracker.general_config_tracker.log_experiment_args(model_source="langneuron", model_args=args,
-                                                           system_instruction=None, chat_template=None,
-                                                           fewshot_as_multiturn=False)
-        tracker.save_results_aggregated(results=res, samples=None)
-        paths.append(tmp_path / name)
+        paths.append(save_like_output_path(res, args, tmp_path / name))
     rc, stdout, stderr = run_cli("compare", *paths)
     assert rc == 0, stderr
     row = next(line for line in stdout.splitlines() if line.startswith("lang_ppl_de") and "byte_perplexity" in line)

@@ -13,10 +13,8 @@ from langneuron_eval.sites import ModelFingerprint
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_model_dir):
+def runs(tmp_path_factory, tiny_model_dir, save_like_output_path):
     """The same lm-eval run twice, saved by lm-eval's own EvaluationTracker (as ``--output_path`` does)."""
-    from lm_eval.loggers import EvaluationTracker
-
     root = tmp_path_factory.mktemp("runs")
     neurons = root / "neurons.json"
     NeuronFile(ModelFingerprint("llama", 2, 48, "act_out"), "handmade", {"de": [(0, 1), (1, 2), (1, 9)]},
@@ -28,12 +26,7 @@ def runs(tmp_path_factory, tiny_model_dir):
         # lang_steer samples tokens, so equal outputs also show that the seeds are applied
         res = evaluation.evaluate("langneuron", ["lang_steer_de", "lang_ppl_de"], model_args=args, limit=3,
                                   batch_size=3)
-        tracker = EvaluationTracker(output_path=str(root / name))
-        tracker.general_config_tracker.log_experiment_args(model_source="langneuron", model_args=args,
-                                                           system_instruction=None, chat_template=None,
-                                                           fewshot_as_multiturn=False)
-        tracker.save_results_aggregated(results=res, samples=None)
-        dirs.append(root / name)
+        dirs.append(save_like_output_path(res, args, root / name))
     return dirs
 
 

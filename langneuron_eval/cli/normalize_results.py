@@ -28,9 +28,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, args.force)
     source = find_results(args.run)
     doc = read_json(source, "lm-eval results file")
-    if not isinstance(doc, dict):
-        doc = {}
-    try:
+    try:  # normalize() rejects anything that is not a results dict, lists and scalars included
         write_results(args.out, doc, force=args.force)
     except LangNeuronError as e:
         raise LangNeuronError(f"{source}: {e}") from None
