@@ -5,7 +5,9 @@ tokenizer, plus a neuron file holding 1% of the FFN units for each of six langua
 mean values. Both models run the same log-likelihood task (``lang_ppl_en``) and the same
 generation task (``lang_steer_en``: 64 sampled tokens per document) through
 ``lm_eval.simple_evaluate``; runs alternate hf / langneuron and the fastest of ``--repeats`` runs is
-kept, so background load hits both sides alike. The intervention is the heaviest usual one:
+kept, so background load hits both sides alike; the median of the per-repeat ratios (each langneuron run
+over the hf run just before it) is printed too, since a single lucky run on one side moves the ratio of
+the fastest runs. The intervention is the heaviest usual one:
 ``mode=activate lang=zh value=mean deactivate=others`` (every language's neurons edited on every
 forward pass, prompt and generated tokens).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         tm = evaluation.make_task_manager()
         cases = [("log-likelihood", "lang_ppl_en", ppl_docs), ("generation", "lang_steer_en", gen_docs)]
         best: dict[tuple[str, str], float] = {}
+        paired: dict[str, list[float]] = {}  # langneuron / hf of runs made back to back
         for label, task, docs in cases:
             for rep in range(args.repeats):
                 for name, lm in (("hf", hf), ("langneuron", ln)):
@@ -94,15 +98,48 @@ def main(argv: list[str] | None = None) -> int:
                     evaluation.evaluate(lm, [task], limit=docs, task_manager=tm)
                     dt = time.perf_counter() - t0
                     best[(label, name)] = min(best.get((label, name), float("inf")), dt)
+                    if name == "hf":
+                        last_hf = dt
+                    else:
+                        paired.setdefault(label, []).append(dt / last_hf)
                     hooks = ln.intervention.edit_calls - before if name == "langneuron" else 0
                     print(f"  {label:<15} {name:<10} run {rep + 1}: {dt:7.2f} s"
                           + (f"  ({hooks} hooked layer calls)" if name == "langneuron" else ""), flush=True)
         print()
-        print(f"{'task':<44}{'hf [s]':>10}{'langneuron [s]':>16}{'ratio':>8}")
+        print(f"{'task':<44}{'hf [s]':>10}{'langneuron [s]':>16}{'ratio':>8}{'median paired':>15}  paired ratios")
         for label, task, docs in cases:
             a, b = best[(label, "hf")], best[(label, "langneuron")]
-            print(f"{label + ' (' + task + f', {docs} docs)':<44}{a:>10.2f}{b:>16.2f}{b / a:>8.3f}")
+            pairs = paired[label]
+            print(f"{label + ' (' + task + f', {docs} docs)':<44}{a:>10.2f}{b:>16.2f}{b / a:>8.3f}"
+                  f"{statistics.median(pairs):>15.3f}  {' '.join(f'{r:.3f}' for r in pairs)}")
+        print("(ratio: fastest langneuron run / fastest hf run; median paired: median over repeats of "
+              "langneuron / the hf run just before it)")
+        # One more hf run, untimed above: the share of it spent inside the model's forward pass, which tells
+        # whether the end-to-end ratio is diluted by lm-eval's own work (task set-up, metrics).
+        share = _model_share(hf, lambda: evaluation.evaluate(hf, [cases[0][1]], limit=cases[0][2], task_manager=tm))
+        print(f"\nshare of the hf log-likelihood run spent in the model forward pass: {share:.0%}")
     return 0
+
+
+def _model_share(lm, run) -> float:
+    """Fraction of ``run()``'s wall time spent in ``lm._model_call`` (timed through an instance attribute)."""
+    inner, spent = lm._model_call, [0.0]
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    lm._model_call = timed
+    try:
+        t0 = time.perf_counter()
+        run()
+        total = time.perf_counter() - t0
+    finally:
+        del lm._model_call
+    return spent[0] / total
 
 
 if __name__ == "__main__":

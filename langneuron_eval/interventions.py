@@ -185,11 +185,14 @@ class Intervention:
             self._step += 1
 
         self._generating, self._step = True, 0
-        handle = self.model.register_forward_hook(count_step, with_kwargs=True)
+        # only positions=generated reads the step; a hook on the whole model would cost every step otherwise
+        handle = (self.model.register_forward_hook(count_step, with_kwargs=True)
+                  if self.positions == "generated" else None)
         try:
             yield
         finally:
-            handle.remove()
+            if handle is not None:
+                handle.remove()
             self._generating, self._step = False, 0
 
     def __enter__(self) -> Intervention:
