@@ -29,7 +29,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-LANGS = ("en", "de", "fr", "es", "zh", "ja")
+from langneuron_eval.languages import DEMO_LANGUAGES as LANGS  # noqa: E402  (after the environment is set)
 
 
 def build(workdir: Path, hidden: int, intermediate: int, layers: int) -> tuple[Path, Path]:

@@ -20,59 +20,35 @@ import hashlib
 import json
 import math
 import re
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .demo import DemoConfig, _jsonable, _kv, diagonal_dominance, ppl_change_matrix, steering_gains
 from .errors import LangNeuronError
-from .fileio import write_json, write_text
+from .fileio import jsonable, write_json, write_text
+from .measurements import EvalConfig, diagonal_dominance, params_text, ppl_change_matrix, steering_gains
+from .progress import Progress, quiet_lm_eval
 from .provenance import versions
+from .results import write_results
 
 REFERENCES = ("lape", "kojima_ap", "zhang", "random")
 EPS = 1e-9  # float noise allowed when comparing against a golden file
 
 
 @dataclass
-class BenchConfig:
-    """Sizes and intervention of the battery; defaults are the demo's, ``quick()`` is for tests."""
-
-    langs: tuple[str, ...] = ("en", "de", "fr", "es", "zh", "ja")
-    detect_sentences: int = 1000
-    ppl_limit: int | None = 300
-    steer_limit: int | None = 100
-    batch_size: int = 50
-    steer_value: str = "mean"
-    steer_strength: float = 12.0
-    steer_deactivate_others: bool = True
-    lape_params: dict[str, Any] = field(default_factory=lambda: dict(DemoConfig().lape_params))
-    kojima_params: dict[str, Any] = field(default_factory=lambda: dict(DemoConfig().kojima_params))
-    zhang_params: dict[str, Any] = field(default_factory=dict)
+class BenchConfig(EvalConfig):
+    """Sizes and intervention of the battery: the demo's (:class:`EvalConfig`), ``quick()`` for tests."""
 
     @classmethod
     def quick(cls) -> BenchConfig:
         return cls(langs=("en", "zh"), detect_sentences=60, ppl_limit=2, steer_limit=2)
-
-    def reference_params(self) -> dict[str, dict[str, Any]]:
-        return {"lape": self.lape_params, "kojima_ap": self.kojima_params, "zhang": self.zhang_params,
-                "random": {"reference": "lape", "reference_params": _kv(self.lape_params)}}
 
     def eval_key(self) -> dict[str, Any]:
         """What the evaluation figures depend on besides the model and the neurons."""
         return {"langs": list(self.langs), "ppl_limit": self.ppl_limit, "steer_limit": self.steer_limit,
                 "batch_size": self.batch_size, "steer_value": self.steer_value,
                 "steer_strength": self.steer_strength, "steer_deactivate_others": self.steer_deactivate_others}
-
-
-class _Log:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.started = enabled, time.perf_counter()
-
-    def __call__(self, msg: str) -> None:
-        if self.enabled:
-            print(f"[bench {time.perf_counter() - self.started:5.0f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def _hash(obj: Any) -> str:
@@ -88,7 +64,7 @@ def _read_cache(path: Path, key: str) -> Any:
 
 
 def _write_cache(path: Path, key: str, value: Any) -> None:
-    write_json(path, _jsonable({"key": key, "value": value}), force=True)
+    write_json(path, jsonable({"key": key, "value": value}), force=True)
 
 
 def _slug(name: str) -> str:
@@ -122,156 +98,214 @@ def neuron_figures(nf: Any) -> dict[str, Any]:
             "layer_share": [x / total if total else 0.0 for x in layers], "general": s["general"]}
 
 
+@dataclass
+class _Bench:
+    """What the battery's steps share: inputs, where to write, and what earlier steps produced."""
+
+    target: str
+    params: dict[str, Any]
+    out: Path
+    cfg: BenchConfig
+    model: str
+    corpus: str
+    stats_path: str | None
+    reuse: bool
+    log: Progress
+    task_manager: Any = None
+    runs: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    neuron_paths: dict[str, Path] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
+    detect_seconds: float = 0.0
+
+    @property
+    def langs(self) -> list[str]:
+        return list(self.cfg.langs)
+
+    @property
+    def cache(self) -> Path:
+        return self.out / "cache"
+
+    @property
+    def label(self) -> str:
+        """The tested detector's name in the tables (``<name>_tested`` when it is also a reference)."""
+        return self.target if self.target not in REFERENCES else f"{self.target}_tested"
+
+
 def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, model: str | None = None,
               corpus: str | None = None, stats_path: str | None = None, reuse: bool = False,
-              progress: bool = True) -> dict[str, Any]:
-    """Run the battery for ``target`` (with ``params``) and the references; returns what ``bench.json`` holds."""
-    import logging
+              progress: bool = True, verbose: bool = False, task_manager: Any = None) -> dict[str, Any]:
+    """Run the battery for ``target`` (with ``params``) and the references; returns what ``bench.json`` holds.
 
+    ``task_manager`` (one that knows ``lang_ppl_*``/``lang_steer_*``, e.g. with an evaluation corpus in its
+    metadata) replaces the default one. lm-eval's bars and logs are silenced unless ``verbose``.
+    """
     from . import demo_assets, evaluation
-    from .detectors import get_detector, run_detector
-    from .neurons import NeuronFile
-    from .stats import ActivationStats
+    from .detectors import get_detector
 
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    log = _Log(progress)
     started = time.perf_counter()
     get_detector(target)  # unknown names fail before any slow work
-    model = str(model or demo_assets.base_model_path())
-    corpus = str(corpus or demo_assets.demo_corpus_dir("detect"))
-    langs = list(cfg.langs)
+    bench = _Bench(target, params, out, cfg, str(model or demo_assets.base_model_path()),
+                   str(corpus or demo_assets.demo_corpus_dir("detect")), stats_path, reuse,
+                   Progress("bench", None, progress), task_manager=task_manager)
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / "cache"
-
-    # 1. statistics (given, reused, or recorded)
-    given_stats = bool(stats_path)
-    if stats_path:
-        log(f"loading statistics {stats_path}")
-        stats = ActivationStats.load(stats_path)
-    else:
-        stats_file = out / "stats.safetensors"
-        key = _hash({"model": model, "corpus": corpus, "langs": langs, "n": cfg.detect_sentences})
-        if reuse and stats_file.exists() and _read_cache(cache / "stats.json", key):
-            log(f"reusing {stats_file}")
-            stats = ActivationStats.load(stats_file)
-            stats_path = str(stats_file)
-        else:
-            from .corpus import resolve_corpus
-            from .modeling import load_model
-            from .recorder import RecordConfig, record
-
-            log(f"recording statistics of {model} ({cfg.detect_sentences} sentences x {len(langs)} languages)")
-            sources = resolve_corpus([corpus], langs)
-            m, tok = load_model(model)
-            stats = record(m, tok, sources, RecordConfig(sentence_means=True, max_sentences=cfg.detect_sentences,
-                                                         batch_size=cfg.batch_size), progress=False)
-            del m
-            stats.save(stats_file, force=True)
-            _write_cache(cache / "stats.json", key, True)
-            stats_path = str(stats_file)
-    missing = [lang for lang in langs if lang not in stats.languages]
-    if missing:
-        raise LangNeuronError(f"the statistics have no {', '.join(missing)} (have {', '.join(stats.languages)})")
-
-    # 2. detectors: the tested one first, then the references
-    label = target if target not in REFERENCES else f"{target}_tested"
-    runs = [(label, target, params)] + [(m, m, p) for m, p in cfg.reference_params().items()]
-    neuron_paths: dict[str, Path] = {}
-    for name, method, p in runs:
-        log(f"detecting: {name}" + (f" ({_kv(p)})" if p else ""))
-        t0 = time.perf_counter()
-        nf = run_detector(method, stats, p)
-        path = out / "neurons" / f"{_slug(name)}.json"
-        nf.save(path, force=True)
-        neuron_paths[name] = path
-        if name == label:
-            detect_seconds = time.perf_counter() - t0
-
-    # 3. evaluation per detector (cached), with the unsteered baselines shared by all detectors
-    tm = evaluation.make_task_manager()
-    ekey = cfg.eval_key()
-    base_key = _hash({"model": model, **ekey})
-    baselines = (_read_cache(cache / "baselines.json", base_key) if reuse else None) or {}
-    figures: dict[str, dict[str, Any]] = {}
-    for name, method, _ in runs:
-        nf = NeuronFile.load(neuron_paths[name])
-        fig: dict[str, Any] = {"method": method, "params": nf.params, "neurons": str(neuron_paths[name]),
-                               "neurons_sha256": nf.sha256(), **neuron_figures(nf)}
-        key = _hash({"model": model, "neurons": fig["neurons_sha256"], **ekey})
-        cached = _read_cache(cache / f"{_slug(name)}.json", key) if reuse else None
-        if cached:
-            log(f"{name}: reusing cached perplexity and steering figures")
-            fig.update(cached)
-        else:
-            t0 = time.perf_counter()
-            lm = evaluation.load_model(model, neuron_paths[name], batch_size=cfg.batch_size)
-            empty = [lang for lang in langs if lang not in nf.languages or not nf.languages[lang]]
-            if empty:  # nothing to deactivate or activate: the figures are those of no intervention
-                log(f"{name}: no neurons for {', '.join(empty)}; those rows count as unchanged")
-            log(f"{name}: perplexity-change matrix ({len(langs)} deactivation runs)")
-            ppl = _ppl(lm, langs, cfg, tm, baselines, out / "results", _slug(name), empty)
-            log(f"{name}: steering ({len(langs)} activation runs, x{cfg.steer_strength})")
-            rates = _steer(lm, langs, cfg, tm, baselines, out / "results", _slug(name), empty)
-            del lm
-            _write_cache(cache / "baselines.json", base_key, baselines)
-            cached = {"ppl_matrix": ppl["matrix"], "ppl_baseline": ppl["baseline"],
-                      "diagonal": diagonal_dominance(ppl["matrix"]), "steering": rates,
-                      "eval_seconds": round(time.perf_counter() - t0, 1)}
-            _write_cache(cache / f"{_slug(name)}.json", key, cached)
-            fig.update(cached)
-        gains = [r["gain"] for r in fig["steering"].values()]
-        fig["mean_gain"] = sum(gains) / len(gains) if gains else 0.0
-        fig["steered_50"] = sum(1 for g in gains if g >= 0.5)
-        body = {"languages": langs, "matrix": fig["ppl_matrix"], "baseline": fig["ppl_baseline"],
-                "metric": "byte_perplexity", "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}
-        write_json(out / "ppl_matrix" / _slug(name) / "ppl_matrix.json", body, force=True)
-        figures[name] = fig
-
-    # 4. leaderboard over the saved lm-eval results
-    log("leaderboard")
-    from .leaderboard.build import build_leaderboard
-
-    build_leaderboard([out / "results"], out / "leaderboard", force=True,
-                      ppl_matrices=[out / "ppl_matrix" / _slug(n) / "ppl_matrix.json" for n in figures],
-                      neurons=list(neuron_paths.values()))
-    result = {"schema": "langneuron-eval/bench-detector", "schema_version": 1, "tested": label,
-              "target": target, "params": figures[label]["params"], "model": model,
-              "corpus": None if given_stats else corpus,
-              "stats": stats_path, "config": asdict(cfg), "languages": langs,
-              "detector_order": list(figures), "detect_seconds": round(detect_seconds, 2), "seconds": round(time.perf_counter() - started, 1),
+    with quiet_lm_eval(verbose):
+        stats = _statistics(bench)
+        _detect(bench, stats)
+        bench.task_manager = bench.task_manager or evaluation.make_task_manager()
+        base_key = _hash({"model": bench.model, **cfg.eval_key()})
+        bench.baselines = (_read_cache(bench.cache / "baselines.json", base_key) if reuse else None) or {}
+        figures = {name: _detector_figures(bench, name, method, base_key) for name, method, _ in bench.runs}
+        _leaderboard(bench, figures)
+    result = {"schema": "langneuron-eval/bench-detector", "schema_version": 1, "tested": bench.label,
+              "target": target, "params": figures[bench.label]["params"], "model": bench.model,
+              "corpus": None if stats_path else bench.corpus,
+              "stats": bench.stats_path, "config": asdict(cfg), "languages": bench.langs,
+              "detector_order": list(figures), "detect_seconds": round(bench.detect_seconds, 2),
+              "seconds": round(time.perf_counter() - started, 1),
               "detectors": figures, "leaderboard": str(out / "leaderboard"), "versions": versions(),
               "seeds": evaluation.seeds_record()}
-    write_json(out / "bench.json", _jsonable(result), force=True)
+    write_json(out / "bench.json", jsonable(result), force=True)
     return result
 
 
-def _ppl(lm: Any, langs: list[str], cfg: BenchConfig, tm: Any, baselines: dict[str, Any], results_dir: Path,
-         tag: str, empty: list[str]) -> dict[str, Any]:
-    res = ppl_change_matrix(lm, langs, cfg.ppl_limit, tm, baseline=baselines.get("ppl"), results_dir=results_dir,
-                            tag=tag, skip_rows=empty)
-    baselines["ppl"] = res["baseline"]  # the unsteered pass once, shared by every detector
-    return res
+def _statistics(bench: _Bench) -> Any:
+    """The statistics: given (``--stats``), reused from an earlier run in ``out``, or recorded now."""
+    from .stats import ActivationStats
+
+    cfg, langs = bench.cfg, bench.langs
+    if bench.stats_path:
+        bench.log(f"loading statistics {bench.stats_path}")
+        stats = ActivationStats.load(bench.stats_path)
+    else:
+        stats_file = bench.out / "stats.safetensors"
+        key = _hash({"model": bench.model, "corpus": bench.corpus, "langs": langs, "n": cfg.detect_sentences})
+        if bench.reuse and stats_file.exists() and _read_cache(bench.cache / "stats.json", key):
+            bench.log(f"reusing {stats_file}")
+            stats = ActivationStats.load(stats_file)
+        else:
+            bench.log(f"recording statistics of {bench.model} ({cfg.detect_sentences} sentences x {len(langs)} "
+                      "languages)")
+            stats = _record(bench)
+            stats.save(stats_file, force=True)
+            _write_cache(bench.cache / "stats.json", key, True)
+        bench.stats_path = str(stats_file)
+    missing = [lang for lang in langs if lang not in stats.languages]
+    if missing:
+        raise LangNeuronError(f"the statistics have no {', '.join(missing)} (have {', '.join(stats.languages)})")
+    return stats
 
 
-def _steer(lm: Any, langs: list[str], cfg: BenchConfig, tm: Any, baselines: dict[str, Any], results_dir: Path,
-           tag: str, empty: list[str]) -> dict[str, Any]:
+def _record(bench: _Bench) -> Any:
+    from .corpus import resolve_corpus, split_specs
+    from .modeling import load_model
+    from .recorder import RecordConfig, record
+
+    sources = resolve_corpus(split_specs(bench.corpus), bench.langs)
+    m, tok = load_model(bench.model)
+    stats = record(m, tok, sources, RecordConfig(sentence_means=True, max_sentences=bench.cfg.detect_sentences,
+                                                 batch_size=bench.cfg.batch_size), progress=False)
+    del m
+    return stats
+
+
+def _detect(bench: _Bench, stats: Any) -> None:
+    """The tested detector first, then the references; each neuron file saved under ``neurons/``."""
+    from .detectors import run_detector
+
+    bench.runs = [(bench.label, bench.target, bench.params)] + [(m, m, p) for m, p in
+                                                                 bench.cfg.reference_params().items()]
+    for name, method, p in bench.runs:
+        bench.log(f"detecting: {name}" + (f" ({params_text(p)})" if p else ""))
+        t0 = time.perf_counter()
+        nf = run_detector(method, stats, p)
+        path = bench.out / "neurons" / f"{_slug(name)}.json"
+        nf.save(path, force=True)
+        bench.neuron_paths[name] = path
+        if name == bench.label:
+            bench.detect_seconds = time.perf_counter() - t0
+
+
+def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> dict[str, Any]:
+    """Neuron figures, perplexity matrix and steering of one detector (cached); writes its ppl_matrix.json."""
+    from .neurons import NeuronFile
+
+    nf = NeuronFile.load(bench.neuron_paths[name])
+    fig: dict[str, Any] = {"method": method, "params": nf.params, "neurons": str(bench.neuron_paths[name]),
+                           "neurons_sha256": nf.sha256(), **neuron_figures(nf)}
+    key = _hash({"model": bench.model, "neurons": fig["neurons_sha256"], **bench.cfg.eval_key()})
+    cached = _read_cache(bench.cache / f"{_slug(name)}.json", key) if bench.reuse else None
+    if cached:
+        bench.log(f"{name}: reusing cached perplexity and steering figures")
+    else:
+        cached = _evaluate(bench, name, nf)
+        _write_cache(bench.cache / "baselines.json", base_key, bench.baselines)
+        _write_cache(bench.cache / f"{_slug(name)}.json", key, cached)
+    fig.update(cached)
+    gains = [r["gain"] for r in fig["steering"].values()]
+    fig["mean_gain"] = sum(gains) / len(gains) if gains else 0.0
+    fig["steered_50"] = sum(1 for g in gains if g >= 0.5)
+    body = {"languages": bench.langs, "matrix": fig["ppl_matrix"], "baseline": fig["ppl_baseline"],
+            "metric": "byte_perplexity", "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}
+    write_json(bench.out / "ppl_matrix" / _slug(name) / "ppl_matrix.json", body, force=True)
+    return fig
+
+
+def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
+    """The perplexity-change matrix and steering gains of one neuron file, on one model load."""
     from . import evaluation
 
-    if "steer" not in baselines:
-        lm.set_intervention(mode="none")
-        res = evaluation.evaluate(lm, [f"lang_steer_{lang}" for lang in langs], limit=cfg.steer_limit,
-                                  task_manager=tm)
-        from .results import write_results
+    cfg, langs = bench.cfg, bench.langs
+    t0 = time.perf_counter()
+    lm = evaluation.load_model(bench.model, bench.neuron_paths[name], batch_size=cfg.batch_size)
+    empty = [lang for lang in langs if lang not in nf.languages or not nf.languages[lang]]
+    if empty:  # nothing to deactivate or activate: the figures are those of no intervention
+        bench.log(f"{name}: no neurons for {', '.join(empty)}; those rows count as unchanged")
+    runs = len(langs) - len(empty) + ("ppl" not in bench.baselines)
+    bar = bench.log(f"{name}: perplexity-change matrix ({len(langs)} deactivation runs)", runs=runs)
+    ppl = ppl_change_matrix(lm, langs, cfg.ppl_limit, bench.task_manager, baseline=bench.baselines.get("ppl"),
+                            results_dir=bench.out / "results", tag=_slug(name), skip_rows=empty, on_run=bar.run)
+    bar.close()
+    bench.baselines["ppl"] = ppl["baseline"]  # the unsteered pass once, shared by every detector
+    runs = len(langs) - len(empty) + ("steer" not in bench.baselines)
+    bar = bench.log(f"{name}: steering ({len(langs)} activation runs, x{cfg.steer_strength})", runs=runs)
+    rates = _steer(bench, lm, _slug(name), empty, bar.run)
+    bar.close()
+    del lm
+    return {"ppl_matrix": ppl["matrix"], "ppl_baseline": ppl["baseline"],
+            "diagonal": diagonal_dominance(ppl["matrix"]), "steering": rates,
+            "eval_seconds": round(time.perf_counter() - t0, 1)}
 
+
+def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> dict[str, Any]:
+    """Steering gains; the unsteered run once for all detectors; languages without neurons gain nothing."""
+    from . import evaluation
+
+    langs, results_dir = bench.langs, bench.out / "results"
+    if "steer" not in bench.baselines:
+        on_run("no intervention")
+        lm.set_intervention(mode="none")
+        res = evaluation.evaluate(lm, [f"lang_steer_{lang}" for lang in langs], limit=bench.cfg.steer_limit,
+                                  task_manager=bench.task_manager)
         write_results(results_dir / "base-none-steer" / "results_bench.json", res, force=True)
-        baselines["steer"] = {"results": {t: v for t, v in res["results"].items() if t.startswith("lang_steer_")}}
+        bench.baselines["steer"] = {"results": {t: v for t, v in res["results"].items()
+                                                if t.startswith("lang_steer_")}}
     rows = [lang for lang in langs if lang not in empty]
-    rates, _ = steering_gains(lm, rows, cfg, tm, results_dir, tag, base_res=baselines["steer"],
-                              results_name="results_bench.json") if rows else ({}, None)
+    rates, _ = steering_gains(lm, rows, bench.cfg, bench.task_manager, results_dir, tag,
+                              base_res=bench.baselines["steer"], results_name="results_bench.json",
+                              on_run=on_run) if rows else ({}, None)
     for lang in empty:
-        before = evaluation.metric(baselines["steer"], f"lang_steer_{lang}", "lang_rate")
+        before = evaluation.metric(bench.baselines["steer"], f"lang_steer_{lang}", "lang_rate")
         rates[lang] = {"unsteered": before, "steered": before, "gain": 0.0, "stderr": None}
     return {lang: rates[lang] for lang in langs}
+
+
+def _leaderboard(bench: _Bench, figures: dict[str, Any]) -> None:
+    from .leaderboard.build import build_leaderboard
+
+    bench.log("leaderboard")
+    build_leaderboard([bench.out / "results"], bench.out / "leaderboard", force=True,
+                      ppl_matrices=[bench.out / "ppl_matrix" / _slug(n) / "ppl_matrix.json" for n in figures],
+                      neurons=list(bench.neuron_paths.values()))
 
 
 # ---------------------------------------------------------------------------------------------- golden files

@@ -88,10 +88,15 @@ class CorpusSource:
                 yield text
 
     def fingerprint(self) -> dict[str, str]:
-        """What identifies this text, for provenance: the file's sha256 or the dataset spec."""
+        """What identifies this text, for provenance: the file's sha256 (and where it was) or the dataset spec.
+
+        The absolute path lets a later step compare its evaluation text with this text line by line while
+        the file is still there (:func:`check_overlap`); the sha256 says whether it is still the same text.
+        """
         if self.kind == "hf":
             return {"source": self.location}
-        return {"source": Path(self.location).name, "sha256": sha256_file(self.location)}
+        return {"source": Path(self.location).name, "sha256": sha256_file(self.location),
+                "path": str(Path(self.location).resolve())}
 
 
 def _file_source(lang: str, path: Path) -> CorpusSource:
@@ -168,6 +173,61 @@ def resolve_corpus(specs: Sequence[str], langs: Sequence[str] | None = None) -> 
         else:
             sources.append(_file_source(lang, Path(loc)))
     return sources
+
+
+def split_specs(specs: str | Sequence[str]) -> list[str]:
+    """A corpus spec as one string (comma-separated ``lang=path``s, or one folder) or a list -> a list of specs.
+
+    This is the form lm-eval's ``--metadata '{"corpus": ...}'`` carries (one string); an existing path is
+    never split, so a folder whose name holds a comma still works.
+    """
+    items = [specs] if isinstance(specs, str) else list(specs)
+    out: list[str] = []
+    for item in items:
+        out.extend([item] if Path(item).exists() else [x.strip() for x in item.split(",") if x.strip()])
+    return out
+
+
+def _lines(location: str, kind: str, lang: str) -> set[str]:
+    return {t.strip() for t in CorpusSource(lang, location, kind).texts()}
+
+
+def _shared_lines(src: CorpusSource, recorded: dict[str, str]) -> int:
+    """Lines of ``src`` also in the recorded file, if that file is still there and unchanged (else 0)."""
+    path = recorded.get("path")
+    if not path or not Path(path).is_file() or sha256_file(path) != recorded.get("sha256"):
+        return 0
+    kind = "jsonl" if Path(path).suffix == ".jsonl" else "txt"
+    return len(_lines(src.location, src.kind, src.lang) & _lines(path, kind, src.lang))
+
+
+def overlap_problems(eval_sources: Sequence[CorpusSource], recorded: dict[str, dict]) -> list[str]:
+    """One line per evaluation source that shares text with the recorded (statistics) corpus.
+
+    ``recorded`` is the ``corpus`` entry of a statistics file's metadata (language -> fingerprint). A source is
+    flagged when it is the same file (equal sha256) or the same dataset spec as any recorded language's text, or
+    when it shares lines with the recorded text of its own language (compared while that file is still readable
+    and unchanged).
+    """
+    by_hash = {m["sha256"]: lang for lang, m in recorded.items() if m.get("sha256")}
+    by_spec = {m["source"]: lang for lang, m in recorded.items() if not m.get("sha256") and m.get("source")}
+    problems = []
+    for src in eval_sources:
+        if src.kind == "hf":
+            if src.location in by_spec:
+                problems.append(f"the evaluation text for {src.lang} ({src.location}) is the dataset the statistics "
+                                f"were recorded on for {by_spec[src.location]}")
+            continue
+        digest = sha256_file(src.location)
+        if digest in by_hash:
+            problems.append(f"the evaluation text for {src.lang} ({src.location}) is the file the statistics were "
+                            f"recorded on for {by_hash[digest]}")
+            continue
+        shared = _shared_lines(src, recorded.get(src.lang, {}))
+        if shared:
+            problems.append(f"{shared} lines of the evaluation text for {src.lang} ({src.location}) are also in the "
+                            f"statistics' corpus ({recorded[src.lang]['path']})")
+    return problems
 
 
 def lid_mismatch(source: CorpusSource, sample: int = 200) -> tuple[float, str | None]:

@@ -9,37 +9,22 @@ leaderboard and ``langneuron compare`` can be re-run on them.
 
 from __future__ import annotations
 
-import math
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LangNeuronError
-from .fileio import write_json, write_text
+from .fileio import jsonable, write_json, write_text
+from .measurements import EvalConfig, diagonal_dominance, plot_ppl_matrix, ppl_change_matrix, steering_gains
+from .progress import Progress, quiet_lm_eval
 from .results import write_results
 
 
 @dataclass
-class DemoConfig:
-    """What the demo runs; ``quick()`` shrinks every count for CI."""
+class DemoConfig(EvalConfig):
+    """What the demo runs: the shared sizes and intervention, plus its steering detectors and QA; ``quick()`` for CI."""
 
-    langs: tuple[str, ...] = ("en", "de", "fr", "es", "zh", "ja")
-    detect_sentences: int = 1000  # per language, detection split
-    # LAPE's reference rule (1%) leaves the Latin-script languages of a 3M model near noise; the demo uses
-    # 5% of neurons with one quota per language (documented option beside the reference rule).
-    lape_params: dict[str, Any] = field(default_factory=lambda: {"top_rate": 0.05, "per_language_quota": True})
-    kojima_params: dict[str, Any] = field(default_factory=lambda: {"k_top": 150, "k_bottom": 150})
-    zhang_params: dict[str, Any] = field(default_factory=dict)
     steer_detectors: tuple[str, ...] = ("lape", "kojima_ap")
-    steer_value: str = "mean"
-    steer_strength: float = 12.0
-    steer_deactivate_others: bool = True
-    steer_limit: int | None = 100
-    ppl_limit: int | None = 300
     qa_limit: int | None = 200
-    batch_size: int = 50
     align_langs: tuple[str, ...] = ("zh", "de")
 
     @classmethod
@@ -48,210 +33,180 @@ class DemoConfig:
                    steer_detectors=("lape",))
 
 
-class _Progress:
-    def __init__(self, total: int) -> None:
-        self.total, self.step, self.started = total, 0, time.perf_counter()
+@dataclass
+class _Demo:
+    """What the demo's steps share: where to write, what to run, the files written so far."""
 
-    def __call__(self, msg: str) -> None:
-        self.step += 1
-        print(f"[demo {self.step}/{self.total} {time.perf_counter() - self.started:5.0f}s] {msg}",
-              file=sys.stderr, flush=True)
+    out: Path
+    cfg: DemoConfig
+    base_model: str
+    aligned_model: str
+    log: Progress
+    summary: dict[str, Any]
+    task_manager: Any = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    neuron_paths: dict[str, Path] = field(default_factory=dict)
+    zhang_aligned: Any = None
+
+    @property
+    def langs(self) -> list[str]:
+        return list(self.cfg.langs)
 
 
 def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_model: str | None = None,
-             progress: bool = True) -> dict[str, Any]:
-    """Run the demo pipeline into ``out`` and return the summary (also written to ``summary.json``)."""
-    import logging
+             progress: bool = True, verbose: bool = False) -> dict[str, Any]:
+    """Run the demo pipeline into ``out`` and return the summary (also written to ``summary.json``).
 
+    lm-eval's bars and logs are silenced while it runs (unless ``verbose``) and restored afterwards.
+    """
     from . import demo_assets, evaluation
-    from .corpus import resolve_corpus
-    from .detectors import run_detector
-    from .modeling import load_model
-    from .neurons import NeuronFile
-    from .recorder import RecordConfig, record
-
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # per-task notices would bury the demo's progress lines
-    base_model = base_model or str(demo_assets.base_model_path())
-    aligned_model = aligned_model or str(demo_assets.aligned_model_path())
-    langs = list(cfg.langs)
-    log = _Progress(8 + len(cfg.steer_detectors))  # 2 ppl matrices + one steering step per detector
-    out.mkdir(parents=True, exist_ok=True)
     from .provenance import versions
 
+    base_model = base_model or str(demo_assets.base_model_path())
+    aligned_model = aligned_model or str(demo_assets.aligned_model_path())
+    out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"config": asdict(cfg), "base_model": base_model, "aligned_model": aligned_model,
-                               "versions": versions(),
-                               "seeds": evaluation.seeds_record()}
+                               "versions": versions(), "seeds": evaluation.seeds_record()}
+    # 2 ppl matrices + one steering step per detector
+    # the step lines always show; --no-progress turns off the bars
+    log = Progress("demo", 8 + len(cfg.steer_detectors), bars=progress)
+    demo = _Demo(out, cfg, base_model, aligned_model, log, summary)
+    with quiet_lm_eval(verbose):
+        _record_statistics(demo)
+        _detect_neurons(demo)
+        demo.task_manager = evaluation.make_task_manager()
+        _ppl_matrices(demo)
+        _steering(demo)
+        _qa(demo)
+        _neuron_shift(demo)
+        _leaderboard(demo)
+    return _write_summary(demo)
 
-    # 1. statistics for both models on the detection split
-    log(f"recording activation statistics ({cfg.detect_sentences} sentences x {len(langs)} languages, 2 models)")
-    sources = resolve_corpus([str(demo_assets.demo_corpus_dir("detect"))], langs)
+
+def _record_statistics(demo: _Demo) -> None:
+    """Activation statistics of both models on the demo corpus's detection split."""
+    from . import demo_assets
+    from .corpus import resolve_corpus
+    from .modeling import load_model
+    from .recorder import RecordConfig, record
+
+    cfg = demo.cfg
+    bar = demo.log(f"recording activation statistics ({cfg.detect_sentences} sentences x {len(demo.langs)} "
+                   "languages, 2 models)", runs=2)
+    sources = resolve_corpus([str(demo_assets.demo_corpus_dir("detect"))], demo.langs)
     rec_cfg = RecordConfig(sentence_means=True, max_sentences=cfg.detect_sentences, batch_size=cfg.batch_size)
-    stats = {}
-    for name, path in (("base", base_model), ("aligned", aligned_model)):
+    for name, path in (("base", demo.base_model), ("aligned", demo.aligned_model)):
+        bar.run(f"{name} model")
         model, tok = load_model(path)
-        stats[name] = record(model, tok, sources, rec_cfg, progress=progress)
-        stats[name].save(out / f"stats_{name}.safetensors", force=True)
+        # the step's bar is the one the reader follows; the recorder's per-language bars would add twelve more
+        demo.stats[name] = record(model, tok, sources, rec_cfg, progress=False)
+        demo.stats[name].save(demo.out / f"stats_{name}.safetensors", force=True)
         del model
+    bar.close()
 
-    # 2. detectors
-    log("detecting neurons: lape, kojima_ap, zhang, random")
-    params = {"lape": cfg.lape_params, "kojima_ap": cfg.kojima_params, "zhang": cfg.zhang_params,
-              "random": {"reference": "lape", "reference_params": _kv(cfg.lape_params)}}
-    neuron_paths: dict[str, Path] = {}
-    for method, p in params.items():
-        nf = run_detector(method, stats["base"], p)
-        neuron_paths[method] = out / "neurons" / f"{method}.json"
-        nf.save(neuron_paths[method], force=True)
-    zhang_aligned = run_detector("zhang", stats["aligned"], cfg.zhang_params)
-    zhang_aligned.save(out / "neurons" / "zhang_aligned.json", force=True)
-    summary["neuron_counts"] = {m: NeuronFile.load(p).counts() for m, p in neuron_paths.items()}
 
-    # 3. perplexity-change matrices (LAPE and the random control)
-    from .cli.ppl_matrix import plot as ppl_plot
+def _detect_neurons(demo: _Demo) -> None:
+    """lape, kojima_ap, zhang and random on the base model; zhang on the aligned one for the type shift."""
+    from .detectors import run_detector
+    from .neurons import NeuronFile
 
-    tm = evaluation.make_task_manager()
-    summary["ppl_matrix"] = {}
+    demo.log("detecting neurons: lape, kojima_ap, zhang, random")
+    for method, p in demo.cfg.reference_params().items():
+        demo.neuron_paths[method] = demo.out / "neurons" / f"{method}.json"
+        run_detector(method, demo.stats["base"], p).save(demo.neuron_paths[method], force=True)
+    demo.zhang_aligned = run_detector("zhang", demo.stats["aligned"], demo.cfg.zhang_params)
+    demo.zhang_aligned.save(demo.out / "neurons" / "zhang_aligned.json", force=True)
+    demo.summary["neuron_counts"] = {m: NeuronFile.load(p).counts() for m, p in demo.neuron_paths.items()}
+
+
+def _ppl_matrices(demo: _Demo) -> None:
+    """Perplexity-change matrices with LAPE's neurons and with the random control."""
+    from . import evaluation
+    from .neurons import NeuronFile
+
+    langs, cfg = demo.langs, demo.cfg
+    demo.summary["ppl_matrix"] = {}
     for method in ("lape", "random"):
-        log(f"perplexity-change matrix with {method} neurons (deactivate each language, {len(langs) + 1} runs)")
-        lm = evaluation.load_model(base_model, neuron_paths[method], batch_size=cfg.batch_size)
-        res = ppl_change_matrix(lm, langs, limit=cfg.ppl_limit, task_manager=tm)
+        bar = demo.log(f"perplexity-change matrix with {method} neurons (deactivate each language, "
+                       f"{len(langs) + 1} runs)", runs=len(langs) + 1)
+        lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
+        res = ppl_change_matrix(lm, langs, limit=cfg.ppl_limit, task_manager=demo.task_manager, on_run=bar.run)
+        bar.close()
         body = {"languages": langs, "matrix": res["matrix"], "baseline": res["baseline"], "metric": "byte_perplexity",
-                "detector": method, "neurons_sha256": NeuronFile.load(neuron_paths[method]).sha256()}
-        write_json(out / "ppl_matrix" / method / "ppl_matrix.json", body, force=True)
-        ppl_plot(out / "ppl_matrix" / method / "ppl_matrix.png", langs, res["matrix"], "byte_perplexity", True)
-        summary["ppl_matrix"][method] = {**body, "diagonal": diagonal_dominance(res["matrix"])}
+                "detector": method, "neurons_sha256": NeuronFile.load(demo.neuron_paths[method]).sha256()}
+        write_json(demo.out / "ppl_matrix" / method / "ppl_matrix.json", body, force=True)
+        plot_ppl_matrix(demo.out / "ppl_matrix" / method / "ppl_matrix.png", langs, res["matrix"], "byte_perplexity",
+                        True)
+        demo.summary["ppl_matrix"][method] = {**body, "diagonal": diagonal_dominance(res["matrix"])}
         del lm
 
-    # 4. steering: every language's neurons activated, against the unsteered model
-    summary["steering"] = {}
+
+def _steering(demo: _Demo) -> None:
+    """Every language's neurons activated, against the unsteered model, per steering detector."""
+    from . import evaluation
+
+    cfg = demo.cfg
+    demo.summary["steering"] = {}
     for method in cfg.steer_detectors:
-        log(f"steering with {method} neurons: activate x{cfg.steer_strength} per language")
-        lm = evaluation.load_model(base_model, neuron_paths[method], batch_size=cfg.batch_size)
-        rates, _ = steering_gains(lm, langs, cfg, tm, out / "results", method, results_name="results_demo.json")
-        summary["steering"][method] = rates
+        bar = demo.log(f"steering with {method} neurons: activate x{cfg.steer_strength} per language",
+                       runs=len(demo.langs) + 1)
+        lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
+        rates, _ = steering_gains(lm, demo.langs, cfg, demo.task_manager, demo.out / "results", method,
+                                  results_name="results_demo.json", on_run=bar.run)
+        bar.close()
+        demo.summary["steering"][method] = rates
         del lm
 
-    # 5. QA and math, base vs aligned
-    log("xqa / xmath for the base and the aligned model")
-    qa_tasks = [f"{fam}_{lang}" for fam in ("xqa", "xmath") for lang in langs]
+
+def _qa(demo: _Demo) -> None:
+    """xqa / xmath for the base and the aligned model."""
+    from . import evaluation
+
+    cfg = demo.cfg
+    bar = demo.log("xqa / xmath for the base and the aligned model", runs=2)
+    qa_tasks = [f"{fam}_{lang}" for fam in ("xqa", "xmath") for lang in demo.langs]
     qa = {}
-    for name, path in (("base", base_model), ("aligned", aligned_model)):
+    for name, path in (("base", demo.base_model), ("aligned", demo.aligned_model)):
+        bar.run(f"{name} model, {len(qa_tasks)} tasks")
         res = evaluation.evaluate("langneuron", qa_tasks, model_args={"pretrained": path},
-                                  limit=cfg.qa_limit, batch_size=cfg.batch_size, task_manager=tm)
-        write_results(out / "results" / f"{name}-none-qa" / "results_demo.json", res, force=True)
+                                  limit=cfg.qa_limit, batch_size=cfg.batch_size, task_manager=demo.task_manager)
+        write_results(demo.out / "results" / f"{name}-none-qa" / "results_demo.json", res, force=True)
         qa[name] = {t: _first_metric(res, t, ("f1", "acc")) for t in qa_tasks}
-    summary["qa"] = qa
+    bar.close()
+    demo.summary["qa"] = qa
 
-    # 6. neuron-type shift (Zhang et al.): zhang on base vs aligned statistics
-    log("neuron-type shift between base and aligned model (zhang)")
+
+def _neuron_shift(demo: _Demo) -> None:
+    """Zhang et al.'s neuron-type shift: zhang on the base vs the aligned model's statistics."""
     from .detectors.report import compare
+    from .neurons import NeuronFile
 
-    shift = compare(NeuronFile.load(neuron_paths["zhang"]), zhang_aligned)
-    write_json(out / "neuron_shift.json", shift, force=True)
-    summary["neuron_shift"] = shift
+    demo.log("neuron-type shift between base and aligned model (zhang)")
+    shift = compare(NeuronFile.load(demo.neuron_paths["zhang"]), demo.zhang_aligned)
+    write_json(demo.out / "neuron_shift.json", shift, force=True)
+    demo.summary["neuron_shift"] = shift
 
-    # 7. leaderboard
-    log("leaderboard")
-    try:
-        from .leaderboard.build import build_leaderboard  # installed as langneuron_eval.leaderboard
 
-        build_leaderboard([out / "results"], out / "leaderboard", force=True,
-                          ppl_matrices=[out / "ppl_matrix" / m / "ppl_matrix.json" for m in ("lape", "random")],
-                          neurons=list(neuron_paths.values()))
-        summary["leaderboard"] = str(out / "leaderboard")
-    except ImportError as e:  # pragma: no cover - only in a broken install
-        raise LangNeuronError(f"leaderboard builder unavailable: {e}") from None
+def _leaderboard(demo: _Demo) -> None:
+    from .leaderboard.build import build_leaderboard
 
-    log("summary")
-    write_json(out / "summary.json", _jsonable(summary), force=True)
-    text = format_summary(summary, langs, cfg)
-    write_text(out / "summary.md", text, force=True)
+    demo.log("leaderboard")
+    build_leaderboard([demo.out / "results"], demo.out / "leaderboard", force=True,
+                      ppl_matrices=[demo.out / "ppl_matrix" / m / "ppl_matrix.json" for m in ("lape", "random")],
+                      neurons=list(demo.neuron_paths.values()))
+    demo.summary["leaderboard"] = str(demo.out / "leaderboard")
+
+
+def _write_summary(demo: _Demo) -> dict[str, Any]:
+    """summary.json and summary.md; the summary and where the page is go to the terminal."""
+    demo.log("summary")
+    write_json(demo.out / "summary.json", jsonable(demo.summary), force=True)
+    text = format_summary(demo.summary, demo.langs, demo.cfg)
+    write_text(demo.out / "summary.md", text, force=True)
     print(text)
-    return summary
-
-
-def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None, task_manager: Any,
-                      baseline: dict[str, float] | None = None, metric: str = "byte_perplexity",
-                      results_dir: Path | None = None, tag: str = "", skip_rows: list[str] = ()) -> dict[str, Any]:
-    """The perplexity-change matrix of a loaded ``LangNeuronLM`` (as ``langneuron ppl-matrix`` computes it).
-
-    ``baseline`` (language -> perplexity without intervention, from an earlier call on the same model and
-    limit) skips the unsteered pass. With ``results_dir``, each pass's lm-eval results are saved as
-    ``results_dir/<base|tag>-<mode>-<lang>/results_ppl.json`` for the leaderboard. Rows in ``skip_rows``
-    (languages without neurons: deactivating nothing changes nothing) are zeros without a run.
-    """
-    if baseline is None and not skip_rows:
-        from .cli.ppl_matrix import compute
-
-        if results_dir is None:
-            return compute(lm, langs, metric=metric, limit=limit, task_manager=task_manager)
-    from . import evaluation
-
-    tasks = [f"lang_ppl_{lang}" for lang in langs]
-    started = time.perf_counter()
-
-    def scores(name: str) -> dict[str, float]:
-        res = evaluation.evaluate(lm, tasks, limit=limit, task_manager=task_manager)
-        if results_dir is not None:
-            write_results(results_dir / name / "results_ppl.json", res, force=True)
-        return {lang: evaluation.metric(res, f"lang_ppl_{lang}", metric) for lang in langs}
-
-    if baseline is None:
-        lm.set_intervention(mode="none")
-        baseline = scores("base-none-ppl")
-    rows: dict[str, dict[str, float]] = {}
-    for row in langs:
-        if row in skip_rows:
-            rows[row] = dict(baseline)
-            continue
-        lm.set_intervention(mode="deactivate", lang=row)
-        rows[row] = scores(f"base-{tag}-deactivate-{row}")
-    lm.set_intervention(mode="none")
-    matrix = [[rows[r][c] / baseline[c] - 1.0 for c in langs] for r in langs]
-    return {"baseline": baseline, "perplexity": [[rows[r][c] for c in langs] for r in langs], "matrix": matrix,
-            "seconds": round(time.perf_counter() - started, 2)}
-
-
-def steering_gains(lm: Any, langs: list[str], cfg: Any, task_manager: Any, results_dir: Path, tag: str,
-                   base_res: dict[str, Any] | None = None, results_name: str = "results_demo.json",
-                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """lang_rate per language without and with that language's neurons activated (the demo's intervention).
-
-    ``cfg`` supplies ``steer_value``, ``steer_strength``, ``steer_deactivate_others`` and ``steer_limit``.
-    ``base_res`` (the unsteered ``lang_steer_*`` results of the same model and limit) skips the unsteered
-    run. Every run's lm-eval results are saved under ``results_dir``. Returns (rates, unsteered results).
-    """
-    from . import evaluation
-
-    if base_res is None:
-        lm.set_intervention(mode="none")
-        base_res = evaluation.evaluate(lm, [f"lang_steer_{lang}" for lang in langs], limit=cfg.steer_limit,
-                                       task_manager=task_manager)
-        write_results(results_dir / "base-none-steer" / results_name, base_res, force=True)
-    rates = {}
-    for lang in langs:
-        lm.set_intervention(mode="activate", lang=lang, value=cfg.steer_value, strength=cfg.steer_strength,
-                            deactivate="others" if cfg.steer_deactivate_others else None)
-        res = evaluation.evaluate(lm, [f"lang_steer_{lang}"], limit=cfg.steer_limit, task_manager=task_manager)
-        write_results(results_dir / f"base-{tag}-activate-{lang}" / results_name, res, force=True)
-        before = evaluation.metric(base_res, f"lang_steer_{lang}", "lang_rate")
-        after = evaluation.metric(res, f"lang_steer_{lang}", "lang_rate")
-        stderr = _stderr(res, f"lang_steer_{lang}", "lang_rate")
-        rates[lang] = {"unsteered": before, "steered": after, "gain": after - before, "stderr": stderr}
-    lm.set_intervention(mode="none")
-    return rates, base_res
-
-
-def _kv(d: dict[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in d.items())
-
-
-def _stderr(res: dict[str, Any], task: str, name: str) -> float | None:
-    v = res["results"].get(task, {}).get(f"{name}_stderr,none")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
+    print(f"Leaderboard: {demo.out / 'leaderboard' / 'index.html'} (also leaderboard.md); "
+          f"summary: {demo.out / 'summary.md'}; all files under {demo.out}")
+    return demo.summary
 
 
 def _first_metric(res: dict[str, Any], task: str, names: tuple[str, ...]) -> float | None:
@@ -260,30 +215,6 @@ def _first_metric(res: dict[str, Any], task: str, names: tuple[str, ...]) -> flo
         if f"{n},none" in got:
             return float(got[f"{n},none"])
     return None
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
-def diagonal_dominance(matrix: list[list[float]]) -> dict[str, float]:
-    """Share of columns whose largest increase is on the diagonal, and mean diagonal / off-diagonal ratio."""
-    n = len(matrix)
-    wins = sum(1 for j in range(n) if max(range(n), key=lambda i: matrix[i][j]) == j)
-    ratios = []
-    for j in range(n):
-        off = [matrix[i][j] for i in range(n) if i != j]
-        mean_off = sum(off) / len(off) if off else 0.0
-        if mean_off > 0:
-            ratios.append(matrix[j][j] / mean_off)
-    return {"columns_diagonal_max": wins, "share": wins / n if n else 0.0,
-            "mean_diag_offdiag_ratio": sum(ratios) / len(ratios) if ratios else float("nan")}
 
 
 def format_summary(summary: dict[str, Any], langs: list[str], cfg: DemoConfig) -> str:

@@ -28,8 +28,13 @@ def seeds_record(seeds: Sequence[int | None] = DEFAULT_SEEDS) -> dict[str, int |
     return dict(zip(SEED_NAMES, seeds))
 
 
-def make_task_manager(include_defaults: bool = False, include_path: str | Path | Sequence[str | Path] | None = None):
-    """A ``TaskManager`` that knows our tasks (plus lm-eval's own with ``include_defaults=True``)."""
+def make_task_manager(include_defaults: bool = False, include_path: str | Path | Sequence[str | Path] | None = None,
+                      metadata: dict[str, Any] | None = None):
+    """A ``TaskManager`` that knows our tasks (plus lm-eval's own with ``include_defaults=True``).
+
+    ``metadata`` reaches every task's loader, as lm-eval's ``--metadata`` does: ``{"corpus": SPEC}`` points the
+    ``lang_ppl_<lang>`` tasks at the user's held-out text (a corpus spec as ``langneuron record`` takes it).
+    """
     from lm_eval.tasks import TaskManager
 
     from .lmeval_plugin import tasks_dir
@@ -37,7 +42,16 @@ def make_task_manager(include_defaults: bool = False, include_path: str | Path |
     extra = [] if include_path is None else ([include_path] if isinstance(include_path, (str, Path)) else list(include_path))
     ours = tasks_dir()
     paths = extra if ours.resolve() in {Path(p).resolve() for p in extra} else [ours, *extra]
-    return TaskManager(include_path=paths, include_defaults=include_defaults)
+    return TaskManager(include_path=paths, include_defaults=include_defaults, metadata=metadata)
+
+
+def check_tasks(tasks: Sequence[str], task_manager: Any) -> None:
+    """Raise one line naming the first task ``task_manager`` does not know (checked before loading a model)."""
+    known = set(task_manager.all_tasks)
+    missing = [t for t in tasks if t not in known]
+    if missing:
+        raise LangNeuronError(f"no lm-eval task {missing[0]}" + (f" (nor {len(missing) - 1} more)" if missing[1:] else "")
+                              + " among langneuron_eval's tasks")
 
 
 def load_model(pretrained: str | os.PathLike, neurons: str | os.PathLike | None = None, *, device: str = "cpu",
@@ -52,7 +66,8 @@ def load_model(pretrained: str | os.PathLike, neurons: str | os.PathLike | None 
 def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | str | None = None,
              limit: int | float | None = None, batch_size: int | str = 1, device: str = "cpu",
              task_manager: Any = None, seeds: Sequence[int | None] = DEFAULT_SEEDS, log_samples: bool = False,
-             gen_kwargs: dict[str, Any] | None = None, bootstrap_iters: int = 1000) -> dict[str, Any]:
+             gen_kwargs: dict[str, Any] | None = None, bootstrap_iters: int = 1000,
+             metadata: dict[str, Any] | None = None, environment: bool = True) -> dict[str, Any]:
     """``lm_eval.simple_evaluate`` on ``tasks`` with our tasks and model registered.
 
     Args:
@@ -61,6 +76,10 @@ def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | s
         limit: documents per task (lm-eval takes the first ``limit``).
         seeds: python, numpy, torch and few-shot seeds (``None`` leaves one unseeded).
         bootstrap_iters: only used for lm-eval's bootstrapped metrics; means have closed-form stderr.
+        metadata: task metadata, as lm-eval's ``--metadata`` (e.g. ``{"corpus": SPEC}``); it is given to the task
+            manager built here, so it cannot be combined with a ``task_manager`` (build that one with it).
+        environment: record lm-eval's environment report and git hash in the results. Both run subprocesses
+            (about 0.3 s a call, several seconds on a busy machine); callers that keep only the scores pass False.
     """
     import lm_eval
 
@@ -68,12 +87,14 @@ def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | s
 
     register_model()
     if task_manager is None:
-        task_manager = make_task_manager()
+        task_manager = make_task_manager(metadata=metadata)
+    elif metadata:
+        raise ValueError("pass metadata to make_task_manager() when giving a task_manager")
     random_seed, numpy_seed, torch_seed, fewshot_seed = seeds
     kwargs: dict[str, Any] = {}
     if isinstance(model, str):
         kwargs.update(model_args=model_args or {}, batch_size=batch_size, device=device)
-    results = _quiet_git(lm_eval.simple_evaluate)(
+    results = _probes(lm_eval.simple_evaluate, environment)(
         model=model, tasks=list(tasks), limit=limit, task_manager=task_manager, log_samples=log_samples,
         gen_kwargs=gen_kwargs, bootstrap_iters=bootstrap_iters, random_seed=random_seed,
         numpy_random_seed=numpy_seed, torch_random_seed=torch_seed, fewshot_random_seed=fewshot_seed, **kwargs)
@@ -82,8 +103,8 @@ def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | s
     return results
 
 
-def _quiet_git(fn):
-    """Run ``fn`` with lm-eval's git-hash probe silenced.
+def _probes(fn, environment: bool = True):
+    """Run ``fn`` with lm-eval's git-hash probe silenced, and without its environment report unless ``environment``.
 
     lm-eval records ``git describe`` of the current directory; outside a git checkout git prints
     "fatal: not a git repository" to the terminal on every evaluation, which buried the demo's progress.
@@ -95,18 +116,26 @@ def _quiet_git(fn):
     from lm_eval.loggers.utils import get_commit_from_path
 
     def git_hash():
+        if not environment:
+            return None
         try:
             return subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL).strip().decode()
         except (subprocess.CalledProcessError, FileNotFoundError):
             return get_commit_from_path(os.getcwd())
 
+    def env_info(results):
+        if environment:
+            original_env_info(results)
+
+    original_env_info = ev.add_env_info
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        original, ev.get_git_commit_hash = ev.get_git_commit_hash, git_hash
+        original, ev.get_git_commit_hash, ev.add_env_info = ev.get_git_commit_hash, git_hash, env_info
         try:
             return fn(*args, **kwargs)
         finally:
-            ev.get_git_commit_hash = original
+            ev.get_git_commit_hash, ev.add_env_info = original, original_env_info
 
     return wrapper
 

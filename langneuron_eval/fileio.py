@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -80,6 +81,17 @@ def write_text(path: str | os.PathLike, text: str, force: bool = True) -> Path:
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and fixed separators, so equal content gives equal bytes and hashes."""
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats as ``None`` and tuples as lists, so strict JSON (``allow_nan=False``) takes it."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
 
 
 def write_json(path: str | os.PathLike, obj: Any, force: bool = True) -> Path:

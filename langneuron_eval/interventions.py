@@ -13,7 +13,9 @@ reference codes' behaviour). ``generated`` edits only while generating, and ther
 that produce new tokens: the last prompt position in the first (prefill) pass and every later decoding
 step. Outside :meth:`Intervention.generating` (e.g. log-likelihood requests) ``generated`` edits nothing.
 
-Leaving the context removes every hook, so the model is restored exactly.
+Leaving the context removes every hook, so the model is restored exactly. Distinct interventions nest:
+the inner one edits what the outer one produced and each removes only its own hooks; entering the same
+object again while it is active is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch.nn as nn
 from .errors import LangNeuronError
 from .hooks import hook_sites
 from .neurons import NeuronFile
-from .sites import NeuronSites, resolve_sites
+from .sites import NeuronSites, resolve_for_file
 
 MODES = ("none", "deactivate", "activate", "scale")
 POSITIONS = ("all", "generated")
@@ -116,6 +118,26 @@ def compile_edits(neurons: NeuronFile, edits: Sequence[LanguageEdit]) -> dict[in
     return compiled
 
 
+def split_by_segment(ops: dict[int, _LayerOps], sites: NeuronSites) -> dict[tuple[int, int], _LayerOps]:
+    """Fused per-layer ops keyed by (layer, segment offset), indices relative to the segment.
+
+    At ``linear_out`` a hook sees one linear module's output at a time; splitting once here keeps the
+    hook at two indexed writes per module. At the FFN sites every layer is one segment at offset 0.
+    """
+    if not sites.segments:
+        return {(layer, 0): o for layer, o in ops.items()}
+    out = {}
+    for layer, o in ops.items():
+        for seg in sites.segments:
+            lo, hi = seg.offset, seg.offset + seg.width
+            s = (o.set_index >= lo) & (o.set_index < hi)
+            c = (o.scale_index >= lo) & (o.scale_index < hi)
+            if bool(s.any()) or bool(c.any()):
+                out[(layer, lo)] = _LayerOps(o.set_index[s] - lo, o.set_values[s], o.scale_index[c] - lo,
+                                             o.scale_factors[c])
+    return out
+
+
 class Intervention:
     """Applies language edits to a model while active; a no-op with no edits.
 
@@ -134,12 +156,12 @@ class Intervention:
         self.model = model
         self.positions = positions
         self.edits = list(edits)
-        site = neurons.fingerprint.site if neurons is not None else "act_out"
-        self.sites = sites or resolve_sites(model, site)
+        # the file's site, and the module template it was recorded with (None: discovery)
+        self.sites = sites or resolve_for_file(model, neurons.fingerprint if neurons is not None else None)
         if neurons is not None:
             neurons.check_model(self.sites.fingerprint)
-        self._ops = compile_edits(neurons, self.edits) if self.edits else {}
-        self._device_ops: dict[tuple[int, torch.device, torch.dtype], _LayerOps] = {}
+        self._ops = split_by_segment(compile_edits(neurons, self.edits), self.sites) if self.edits else {}
+        self._device_ops: dict[tuple[int, int, torch.device, torch.dtype], _LayerOps] = {}
         self._stack: contextlib.ExitStack | None = None
         self._generating = False
         self._step = 0
@@ -149,16 +171,16 @@ class Intervention:
     def active(self) -> bool:
         return bool(self._ops)
 
-    def _ops_for(self, layer: int, like: torch.Tensor) -> _LayerOps:
-        key = (layer, like.device, like.dtype)
+    def _ops_for(self, layer: int, offset: int, like: torch.Tensor) -> _LayerOps:
+        key = (layer, offset, like.device, like.dtype)
         ops = self._device_ops.get(key)
         if ops is None:
-            ops = self._device_ops[key] = self._ops[layer].to(like.device, like.dtype)
+            ops = self._device_ops[key] = self._ops[(layer, offset)].to(like.device, like.dtype)
         return ops
 
-    def _edit(self, layer: int, acts: torch.Tensor) -> torch.Tensor | None:
-        # acts: [batch, pos, d_mlp]
-        if layer not in self._ops:
+    def _edit(self, layer: int, acts: torch.Tensor, offset: int = 0) -> torch.Tensor | None:
+        # acts: [batch, pos, d_mlp] (at linear_out one module's [batch, pos, width], units from offset)
+        if (layer, offset) not in self._ops:
             return None
         if self.positions == "generated":
             if not self._generating:
@@ -166,7 +188,7 @@ class Intervention:
             start = acts.shape[1] - 1 if self._step == 0 else 0  # prefill: only the position that predicts
         else:
             start = 0
-        ops = self._ops_for(layer, acts)
+        ops = self._ops_for(layer, offset, acts)
         # Without autograd the site tensor is a fresh temporary read only by the next operation, so it is
         # edited in place (no copy per layer and decoding step); with autograd a copy keeps gradients right.
         out = acts if not torch.is_grad_enabled() else acts.clone()
@@ -196,6 +218,11 @@ class Intervention:
             self._generating, self._step = False, 0
 
     def __enter__(self) -> Intervention:
+        # Entering the same object twice would register its hooks twice (a scale applied squared) and lose the
+        # first set of handles (hooks left behind on exit); distinct Interventions nest (inner applied last).
+        if self._stack is not None:
+            raise LangNeuronError("this Intervention is already active; a nested `with` on the same object would "
+                                  "apply its edits twice - nest a second Intervention instead")
         self._stack = contextlib.ExitStack()
         if self._ops:
             self._stack.enter_context(hook_sites(self.sites, self._edit))

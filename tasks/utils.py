@@ -11,16 +11,23 @@ Loaders are lm-eval ``custom_dataset`` functions. lm-eval calls them as
 (``pretrained``, ``lang``, ``mode``...). Hence the ``corpus_*`` argument names, which cannot collide
 with a model argument, and the ``**_`` catch-all. Shipped data comes from
 :mod:`langneuron_eval.demo_corpus` (split ``eval``, held out from the ``train``/``detect`` splits
-that neuron detection uses); the ``*_hub`` loaders download public benchmarks with ``datasets``.
+that neuron detection uses); the ``*_hub`` loaders download public benchmarks with ``datasets``, or
+read a local copy in the benchmark's own format when metadata ``data_dir`` is given (the readers and
+the Hub-row mapping live in :mod:`langneuron_eval.upstream`; docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Sequence
 from typing import Any
 
-from langneuron_eval import lid, metrics
+from lm_eval.api.metrics import mean
+from lm_eval.api.task import ConfigurableTask
 
-LANGUAGES = ("en", "de", "fr", "es", "zh", "ja")
+from langneuron_eval import languages, lid, metrics
+from langneuron_eval.errors import LangNeuronError
 
 # Language-neutral prompts of lang_steer_prompted_<lang> (no words, so they favour no language).
 NEUTRAL_PROMPTS = ("1.", "-", "*", '"', "(", "#", ">", "[", ":", "...")
@@ -42,9 +49,44 @@ def _corpus() -> Any:
 
 # --------------------------------------------------------------------------------- lang_ppl
 
-def load_ppl(corpus_lang: str, corpus_split: str = "eval", **_: Any) -> Any:
-    texts = _corpus().sentences(corpus_lang, corpus_split)
+def load_ppl(corpus_lang: str, corpus_split: str = "eval", corpus: str | Sequence[str] | None = None,
+             **_: Any) -> Any:
+    """Held-out text of ``corpus_lang``: the user's (metadata ``corpus``, a ``record --corpus`` spec) or the demo's.
+
+    Only the demo languages ship text; any other language needs ``--metadata '{"corpus": ...}'``.
+    """
+    if corpus:
+        texts = _user_texts(corpus_lang, corpus)
+    elif corpus_lang in languages.DEMO_LANGUAGES:
+        texts = _corpus().sentences(corpus_lang, corpus_split)
+    else:
+        raise LangNeuronError(
+            f"lang_ppl_{corpus_lang}: no text ships for {corpus_lang}; pass your held-out text with "
+            f"--metadata '{{\"corpus\": \"{corpus_lang}=path/to/{corpus_lang}.txt\"}}' (or a folder of <lang>.txt files)")
     return _dataset([{"id": i, "lang": corpus_lang, "text": t} for i, t in enumerate(texts)])
+
+
+def _user_texts(lang: str, spec: str | Sequence[str]) -> list[str]:
+    """Every text of ``lang`` in a corpus spec (a folder of <lang>.txt/.jsonl, ``lang=path``, ``lang=hf:...``).
+
+    The spec may name the language by any alias (``vie.txt``, ``zh-Hans=...``); an exact match wins.
+    """
+    from langneuron_eval.corpus import resolve_corpus, split_specs
+
+    sources = resolve_corpus(split_specs(spec))
+    match = [s for s in sources if s.lang == lang] or [s for s in sources if _known(s.lang, lid_only=False) == lang]
+    if not match:
+        have = ", ".join(s.lang for s in sources)
+        raise LangNeuronError(f"lang_ppl_{lang}: the corpus given in metadata has no text for {lang} (it has {have})")
+    return list(match[0].texts())
+
+
+def _known(code: str, lid_only: bool = True) -> str | None:
+    """The canonical code of ``code``, or None where :func:`languages.normalize` refuses it."""
+    try:
+        return languages.normalize(code, lid_only=lid_only)
+    except LangNeuronError:
+        return None
 
 
 def process_ppl(doc: dict[str, Any], results: list[float]) -> dict[str, tuple[float, int]]:
@@ -63,15 +105,68 @@ def process_ppl(doc: dict[str, Any], results: list[float]) -> dict[str, tuple[fl
 
 # ------------------------------------------------------------------------------- lang_steer
 
-def load_steer(corpus_lang: str, corpus_n: int = 100, corpus_prompted: bool = False, **_: Any) -> Any:
-    """``corpus_n`` generations per task: BOS-only prompts (Kojima et al.), or neutral prompts in turn."""
+def load_steer(corpus_lang: str, corpus_n: int = 100, corpus_prompted: bool = False,
+               langs: str | Sequence[str] | None = None, neurons: str | None = None, **_: Any) -> Any:
+    """``corpus_n`` generations per task: BOS-only prompts (Kojima et al.), or neutral prompts in turn.
+
+    Each document carries the languages its output is bucketed into (``langs``, '+'-joined), see
+    :func:`breakdown_languages`; ``neurons`` is the ``--model_args`` key of the ``langneuron`` model.
+    """
     prompts = NEUTRAL_PROMPTS if corpus_prompted else ("",)
-    rows = [{"id": i, "lang": corpus_lang, "prompt": prompts[i % len(prompts)]} for i in range(int(corpus_n))]
+    tracked = "+".join(breakdown_languages(corpus_lang, langs, neurons))
+    rows = [{"id": i, "lang": corpus_lang, "prompt": prompts[i % len(prompts)], "langs": tracked}
+            for i in range(int(corpus_n))]
     return _dataset(rows)
 
 
+def breakdown_languages(target: str, langs: str | Sequence[str] | None = None,
+                        neurons: str | None = None) -> list[str]:
+    """The languages whose share ``lang_rate_<l>`` a steering task reports, the target first.
+
+    Metadata ``langs`` when given; else the languages of the neuron file the model was loaded with
+    (those lid.176 can identify); else the demo languages.
+    """
+    if langs:
+        chosen = languages.normalize_many(langs)
+    elif neurons:
+        stat = os.stat(neurons) if os.path.exists(neurons) else None
+        key = (stat.st_mtime_ns, stat.st_size) if stat else None
+        chosen = [code for code in (_known(x) for x in _neuron_languages(str(neurons), key)) if code]
+    else:
+        chosen = list(languages.DEMO_LANGUAGES)
+    return list(dict.fromkeys([languages.normalize(target), *chosen]))
+
+
+@functools.lru_cache(maxsize=4)
+def _neuron_languages(path: str, version: tuple[int, int] | None) -> tuple[str, ...]:
+    """The languages of a neuron file, read once per file version (a group builds up to 176 tasks from it).
+
+    ``version`` (modification time, size) only keys the cache, so a rewritten file is read again.
+    """
+    from langneuron_eval.neurons import NeuronFile
+
+    return tuple(NeuronFile.load(path).languages)
+
+
+class LangSteerTask(ConfigurableTask):
+    """lang_steer task whose declared metrics follow the breakdown languages of its documents.
+
+    The YAML's ``metric_list`` can only name a fixed set; the ``lang_rate_<l>`` names are known once the
+    documents are built (metadata ``langs`` or the neuron file), so they are declared here with lm-eval's
+    own aggregation (mean) and direction (lower is better), as the YAML does for ``lang_rate_other``.
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"})
+        first = self.dataset[self.config.test_split][0]  # every document carries the same languages
+        for lang in first["langs"].split("+"):
+            if lang != first["lang"]:
+                self._aggregation_list[f"lang_rate_{lang}"] = mean
+                self._higher_is_better[f"lang_rate_{lang}"] = False
+
+
 def process_steer(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-    return metrics.lang_rate_scores(results[0], doc["lang"], LANGUAGES)
+    return metrics.lang_rate_scores(results[0], doc["lang"], doc["langs"].split("+"))
 
 
 # ------------------------------------------------------------------------------------- xqa
@@ -83,6 +178,14 @@ def load_xqa(corpus_lang: str, corpus_split: str = "eval", corpus_cross_lingual:
                          "answer_start": [int(a) for a in it["answers"]["answer_start"]]}}
             for it in items]
     return _dataset(rows)
+
+
+def load_xqa_hub(corpus_lang: str, corpus_name: str | None = None, corpus_path: str = "google/xquad",
+                 corpus_split: str = "validation", data_dir: str | None = None, **_: Any) -> Any:
+    """XQuAD from the Hub or, with metadata ``data_dir``, its xquad.<lang>.json (langneuron_eval.upstream)."""
+    from langneuron_eval import upstream
+
+    return _dataset(upstream.xquad(corpus_lang, corpus_name or corpus_lang, data_dir, corpus_path, corpus_split))
 
 
 def process_xqa(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
@@ -99,14 +202,11 @@ def load_xmath(corpus_lang: str, corpus_split: str = "eval", **_: Any) -> Any:
 
 
 def load_xmath_hub(corpus_lang: str, corpus_path: str = "juletxara/mgsm", corpus_name: str | None = None,
-                   corpus_split: str = "test", **_: Any) -> Any:
-    """MGSM from the Hub (250 test questions per language), mapped to the shipped format."""
-    import datasets
+                   corpus_split: str = "test", data_dir: str | None = None, **_: Any) -> Any:
+    """MGSM (250 test questions per language) from the Hub or, with metadata ``data_dir``, its mgsm_<lang>.tsv."""
+    from langneuron_eval import upstream
 
-    ds = datasets.load_dataset(corpus_path, corpus_name or corpus_lang, split=corpus_split)
-    rows = [{"id": i, "lang": corpus_lang, "question": r["question"], "answer_number": float(r["answer_number"]),
-             "equation": str(r.get("equation_solution") or "")} for i, r in enumerate(ds)]
-    return _dataset(rows)
+    return _dataset(upstream.mgsm(corpus_lang, corpus_name or corpus_lang, data_dir, corpus_path, corpus_split))
 
 
 def process_xmath(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
@@ -125,16 +225,12 @@ def load_mt(corpus_lang: str, corpus_split: str = "eval", corpus_n: int | None =
 
 
 def load_mt_hub(corpus_lang: str, corpus_name: str, corpus_path: str = "openlanguagedata/flores_plus",
-                corpus_src: str = "eng_Latn", corpus_split: str = "devtest", **_: Any) -> Any:
-    """FLORES+ English -> ``corpus_name`` sentence pairs, aligned by their ``id`` (gated dataset: log in first)."""
-    import datasets
+                corpus_src: str = "eng_Latn", corpus_split: str = "devtest", data_dir: str | None = None,
+                **_: Any) -> Any:
+    """FLORES+ English -> ``corpus_name`` pairs aligned by ``id``, from the Hub (gated: log in first) or ``data_dir``."""
+    from langneuron_eval import upstream
 
-    src = datasets.load_dataset(corpus_path, corpus_src, split=corpus_split)
-    tgt = datasets.load_dataset(corpus_path, corpus_name, split=corpus_split)
-    by_id = {r["id"]: r["text"] for r in tgt}
-    rows = [{"id": r["id"], "lang": corpus_lang, "src": r["text"], "tgt": by_id[r["id"]]}
-            for r in src if r["id"] in by_id]
-    return _dataset(rows)
+    return _dataset(upstream.flores(corpus_lang, corpus_name, corpus_src, data_dir, corpus_path, corpus_split))
 
 
 def process_mt(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
@@ -150,3 +246,21 @@ def agg_bleu(items: list[tuple[str, str, str]]) -> float:
 
 def agg_chrf(items: list[tuple[str, str, str]]) -> float:
     return metrics.corpus_chrf(items)
+
+
+# ------------------------------------------------------------------- belebele_hub, xcopa_hub
+
+def load_belebele_hub(corpus_lang: str, corpus_name: str, corpus_path: str = "facebook/belebele",
+                      corpus_split: str = "test", data_dir: str | None = None, **_: Any) -> Any:
+    """Belebele (900 questions) from the Hub or, with metadata ``data_dir``, its <flores_code>.jsonl."""
+    from langneuron_eval import upstream
+
+    return _dataset(upstream.belebele(corpus_lang, corpus_name, data_dir, corpus_path, corpus_split))
+
+
+def load_xcopa_hub(corpus_lang: str, corpus_name: str | None = None, corpus_path: str = "cambridgeltl/xcopa",
+                   corpus_split: str = "test", data_dir: str | None = None, **_: Any) -> Any:
+    """XCOPA (500 test items) from the Hub or, with metadata ``data_dir``, its data/<lang>/test.<lang>.jsonl."""
+    from langneuron_eval import upstream
+
+    return _dataset(upstream.xcopa(corpus_lang, corpus_name or corpus_lang, data_dir, corpus_path, corpus_split))

@@ -55,3 +55,34 @@ def save_like_output_path():
         return out_dir
 
     return _save
+
+
+# `langneuron record` in a subprocess that dies like `kill -9` (os._exit, no cleanup) right after its n-th
+# checkpoint is on disk: an interruption at a known point instead of a kill timed by sleeping.
+_DIE_AFTER_CHECKPOINT = """
+import os, sys
+from langneuron_eval import recorder
+save, saves = recorder._Checkpoint.save, [0]
+def save_then_die(self, *args, **kwargs):
+    save(self, *args, **kwargs)
+    saves[0] += 1
+    if saves[0] == int(os.environ["LANGNEURON_TEST_DIE_AFTER"]):
+        os._exit(137)
+recorder._Checkpoint.save = save_then_die
+from langneuron_eval.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def record_killed_after_checkpoint():
+    """``f(n, *record_args)``: run ``langneuron record`` until its n-th checkpoint is written, then kill it."""
+    import subprocess
+    import sys
+
+    def run(n, *args):
+        env = {**os.environ, "LANGNEURON_TEST_DIE_AFTER": str(n)}
+        return subprocess.run([sys.executable, "-c", _DIE_AFTER_CHECKPOINT, "record", *map(str, args)],
+                              capture_output=True, text=True, env=env)
+
+    return run

@@ -149,7 +149,7 @@ def test_bad_input_is_one_line_without_traceback(run_cli, files, case):
 
 
 def test_zero_token_language_gets_no_neurons_and_no_nan(run_cli, files):
-    """METHODS.md: the reference divides by the token count; a language without tokens gets probability 0."""
+    """docs/methods.md §1: a language without tokens gets probability 0 (the reference divides by the count)."""
     d = files["dir"]
     rc, _, err = run_cli("detect", "--stats", d / "stats.safetensors", "--method", "lape", "--out", d / "n.json")
     assert rc == 0, err

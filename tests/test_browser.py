@@ -1,9 +1,11 @@
-"""``index.html`` in a real browser: headless Chromium renders it, loads its images and sorts its table.
+"""``index.html`` in a real browser: headless Chromium renders it, loads its images, sorts its table, and
+shows the detector ranking on the first screen at desktop and phone widths.
 
 No Python browser driver is needed: ``chromium --headless --dump-dom URL`` prints the DOM after the
 page's load event, and the page's own script has a self-test hook (URL hash
-``#selftest-sort=<column>``) that clicks a column header twice and writes the row orders, image
-sizes and document title into ``<pre id="selftest-result">``. The page's Content-Security-Policy
+``#selftest-sort=<column>``, or ``#selftest`` alone) that writes what a reader sees (the first table
+and where it sits in the viewport, the text of every rendered cell, the page's width) and, for a sort
+column, the row orders after clicking its header twice, into ``<pre id="selftest-result">``. The page's Content-Security-Policy
 admits its script only by hash, so a result at all also proves that policy lets the page work.
 
 Skipped with a reason when no Chromium is installed (Debian: ``apt-get install chromium``).
@@ -21,7 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_leaderboard import T0, langneuron_info, make_results, read_csv, steer, write_results, write_suite
+from test_leaderboard import (
+    DEMO_BASE,
+    T0,
+    langneuron_info,
+    make_results,
+    read_csv,
+    steer,
+    write_demo_like,
+    write_results,
+    write_suite,
+)
 
 from langneuron_eval.fileio import sha256_file
 
@@ -40,12 +52,12 @@ def browser() -> str:
     pytest.skip(f"chromium not installed: none of {', '.join(BROWSERS)} on PATH (Debian: apt-get install chromium)")
 
 
-def dump_dom(browser: str, page: Path, fragment: str, profile: Path) -> str:
-    """The page's DOM after load, as headless Chromium serialises it."""
+def dump_dom(browser: str, page: Path, fragment: str, profile: Path, window: str = "1280,800") -> str:
+    """The page's DOM after load, as headless Chromium serialises it (window: ``width,height`` in CSS pixels)."""
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--disable-extensions", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-           "--dump-dom", page.as_uri() + fragment]
+           f"--window-size={window}", "--hide-scrollbars", "--dump-dom", page.as_uri() + fragment]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0 and "<table" in proc.stdout, f"chromium failed ({proc.returncode}): {proc.stderr[-2000:]}"
     return proc.stdout
@@ -125,3 +137,49 @@ def test_text_column_sorts_and_page_is_inert_without_hash(browser, site):
     dom = dump_dom(browser, site["page"], "", site["tmp"] / "profile3")
     assert re.search(r'<pre id="selftest-result"[^>]*></pre>', dom)  # the hook does nothing by default
     assert re.findall(r'<tr data-id="(R\d+)"', dom) == [r["id"] for r in rows]
+
+
+ABSOLUTE_PATH = re.compile(r"(^|[\s(=:,;])(/[^\s/]+/|~/|[A-Za-z]:[\\/])")
+
+
+@pytest.fixture(scope="module")
+def demo_page(tmp_path_factory) -> Path:
+    """The page built from a demo-like output folder (model recorded as a path inside a virtual environment)."""
+    from langneuron_eval.cli.main import main
+
+    tmp = tmp_path_factory.mktemp("demo_page")
+    demo = write_demo_like(tmp / "demo_out")
+    out = tmp / "site"
+    assert main(["leaderboard", str(demo["results"]), "--out", str(out), "--ppl-matrix",
+                 *map(str, demo["ppl_matrix"].values()), "--neurons", *map(str, demo["neurons"].values())]) == 0
+    return out / "index.html"
+
+
+@pytest.mark.parametrize("window", ["1280,800", "390,844"])
+def test_first_screen_is_the_detector_ranking(browser, demo_page, tmp_path, window):
+    result = selftest(dump_dom(browser, demo_page, "#selftest", tmp_path / "profile", window))
+    assert result["errors"] == []
+    first = result["first_table"]
+    # the viewport Chromium gave: headless windows are at least 500 px wide and lose some height to the
+    # window frame, so the phone case is checked at <= 500 px (the page's narrow layout starts at 600)
+    width, height = first["viewport_width"], first["viewport_height"]
+    assert (width <= 500) if window.startswith("390") else (width == 1280 and height >= 600)
+    assert "view" in first["className"] and first["headers"][:3] == ["Rank", "Detector", "Score"]
+    assert first["first_column"] == ["1", "2", "–", "floor"]
+    assert 0 < first["top"] < height  # starts on the first screen at either width
+    if width == 1280:
+        assert first["bottom"] <= height  # on a desktop the whole ranking is on the first screen
+    assert result["page_width"] <= width  # a phone scrolls wide tables inside their box, not the page
+    cells = result["visible_cells"]
+    assert "lape" in cells and "91.7" in cells
+    assert not [c for c in cells if ABSOLUTE_PATH.search(c) or DEMO_BASE in c]
+    # the full configuration table is collapsed: its cells are not rendered until opened
+    assert "R1" not in cells
+
+
+def test_absolute_path_pattern_catches_paths():
+    """The check above can fail: it finds the paths a careless page would show."""
+    for text in (DEMO_BASE, "/tmp/x/y", "model=/opt/venv/m", r"C:\models\m", "~/models/m"):
+        assert ABSOLUTE_PATH.search(text), text
+    for text in ("demo-base", "org/tiny-llama", "activate(<lang>, value=mean, strength=12)", "6/6", "5/6", "+70.5"):
+        assert not ABSOLUTE_PATH.search(text), text

@@ -1,7 +1,5 @@
 """`langneuron record` end to end, and its bad inputs: exit code 2, one line, nothing partial written."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -77,37 +75,26 @@ def test_record_bad_inputs(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path, c
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_unknown_architecture_is_one_line(run_cli, tiny_corpus_dir, tmp_path):
-    from transformers import AutoConfig, AutoModelForCausalLM
+def test_refused_architecture_is_one_line(run_cli, tiny_corpus_dir, tmp_path):
+    from langneuron_eval.testing import make_tiny_model
 
-    from langneuron_eval.testing import make_tokenizer
-
-    cfg = AutoConfig.for_model("opt", hidden_size=16, ffn_dim=32, num_hidden_layers=1, num_attention_heads=2,
-                               word_embed_proj_dim=16, vocab_size=300)
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "opt")
-    make_tokenizer(tmp_path / "opt")
-    rc, _, err = run_cli("record", "--model", tmp_path / "opt", "--corpus", tiny_corpus_dir,
+    make_tiny_model("mixtral", tmp_path / "moe")  # mixture-of-experts layers are refused (docs/sites.md)
+    rc, _, err = run_cli("record", "--model", tmp_path / "moe", "--corpus", tiny_corpus_dir,
                          "--out", tmp_path / "s.safetensors", "--no-progress")
-    assert rc == 2 and "unsupported architecture model_type='opt'" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "mixture-of-experts" in err and "MixtralSparseMoeBlock" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s.safetensors").exists()
 
 
-def test_interrupted_record_leaves_previous_output_intact(tiny_model_dir, tmp_path):
+def test_interrupted_record_leaves_previous_output_intact(tiny_model_dir, tmp_path, record_killed_after_checkpoint):
     """Kill a running `record` mid-way: the previous output file is untouched and no temp file is left."""
     big = tmp_path / "corpus"
     big.mkdir()
-    (big / "en.txt").write_text("\n".join(f"sentence number {i} about the weather" for i in range(200000)))
+    (big / "en.txt").write_text("\n".join(f"sentence number {i} about the weather" for i in range(2000)))
     out = tmp_path / "stats.safetensors"
     out.write_bytes(b"previous result")
-    code = ("import sys; from langneuron_eval.cli.main import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "record", "--model", str(tiny_model_dir), "--corpus",
-                             str(big), "--out", str(out), "--force", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    import time
-
-    time.sleep(8)
-    assert proc.poll() is None, proc.stderr.read().decode()
-    proc.kill()
-    proc.wait()
+    proc = record_killed_after_checkpoint(2, "--model", tiny_model_dir, "--corpus", big, "--out", out, "--force",
+                                          "--no-progress", "--chunk-size", "100", "--checkpoint-every", "1")
+    assert proc.returncode == 137, proc.stderr  # killed mid-way (20 chunks), not finished
     assert out.read_bytes() == b"previous result"
     left = sorted(p.name for p in tmp_path.iterdir())
     # only the resumable checkpoint (itself written atomically) may stand beside the untouched output
@@ -129,14 +116,76 @@ def test_jsonl_corpus_and_bad_jsonl(run_cli, tiny_model_dir, tmp_path):
     assert not Path(tmp_path / "t.safetensors").exists()
 
 
-def test_corpus_in_the_wrong_language_warns_but_records(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path):
-    from langneuron_eval.testing import TINY_CORPUS
+def test_ctrl_c_names_the_kept_checkpoint_and_resume_finishes_the_same_file(run_cli, tiny_model_dir, tmp_path,
+                                                                           monkeypatch):
+    """Ctrl-C (raised here from the corpus reader after 250 texts, so without a timing race) keeps OUT.partial,
+    says so, and --resume then writes the file an uninterrupted run writes."""
+    from langneuron_eval.corpus import CorpusSource
 
-    (tmp_path / "de.txt").write_text("\n".join(TINY_CORPUS["en"]) + "\n")  # English text declared as German
-    out = tmp_path / "s.safetensors"
-    rc, _, err = run_cli("record", "--model", tiny_model_dir, "--corpus", f"de={tmp_path}/de.txt",
-                         f"--corpus=en={tiny_corpus_dir}/en.txt", "--out", out, "--no-progress")
-    assert rc == 0
-    warnings = [line for line in err.splitlines() if "warning" in line]
-    assert len(warnings) == 1 and "de corpus" in warnings[0] and "'en'" in warnings[0]
-    assert out.exists()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "en.txt").write_text("\n".join(f"sentence number {i} about the weather" for i in range(400)) + "\n")
+    common = ["record", "--model", tiny_model_dir, "--corpus", corpus, "--no-progress", "--chunk-size", "100",
+              "--checkpoint-every", "1"]
+    full = tmp_path / "full.safetensors"
+    assert run_cli(*common, "--out", full)[0] == 0
+    texts = CorpusSource.texts
+
+    def interrupted(self):
+        for i, text in enumerate(texts(self)):
+            if i == 250:
+                raise KeyboardInterrupt
+            yield text
+
+    monkeypatch.setattr(CorpusSource, "texts", interrupted)
+    out = tmp_path / "stats.safetensors"
+    rc, _, err = run_cli(*common, "--out", out)
+    assert rc == 130 and not out.exists()
+    assert "no partial output" not in err and f"kept in {out}.partial" in err and "--resume" in err
+    monkeypatch.setattr(CorpusSource, "texts", texts)
+    rc, _, err = run_cli(*common, "--out", out, "--resume")
+    assert rc == 0, err
+    assert out.read_bytes() == full.read_bytes() and not Path(f"{out}.partial").exists()
+
+
+def test_ctrl_c_before_any_checkpoint_leaves_nothing(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path,
+                                                               monkeypatch):
+    from langneuron_eval.corpus import CorpusSource
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(CorpusSource, "texts", interrupted)
+    rc, _, err = run_cli("record", "--model", tiny_model_dir, "--corpus", tiny_corpus_dir, "--out",
+                         tmp_path / "s.safetensors", "--no-progress", "--lid-check", "1")
+    assert rc == 130 and len(err.strip().splitlines()) == 1 and "kept in" not in err  # the generic message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_count_special_tokens_and_module_template_options(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path):
+    base = ["record", "--model", tiny_model_dir, "--corpus", tiny_corpus_dir, "--langs", "en", "--no-progress"]
+    rc, _, err = run_cli(*base, "--out", tmp_path / "a.safetensors")
+    assert rc == 0, err
+    rc, _, err = run_cli(*base, "--out", tmp_path / "b.safetensors", "--count-special-tokens",
+                         "--act-module", "model.layers.{layer}.mlp.act_fn")
+    assert rc == 0, err
+    a, b = ActivationStats.load(tmp_path / "a.safetensors"), ActivationStats.load(tmp_path / "b.safetensors")
+    assert int(b.n_tokens[0]) == int(a.n_tokens[0]) + 4  # the BOS of each of the 4 sentences
+    assert not a.counts_special_tokens and b.counts_special_tokens
+    assert b.metadata["record_config"]["module_template"] == "model.layers.{layer}.mlp.act_fn"
+    rc, _, err = run_cli(*base, "--out", tmp_path / "c.safetensors", "--down-module", "model.layers.{layer}.mlp.x")
+    assert rc == 2 and "--down-module names the module of the other site" in err
+
+
+def test_device_map_loads_through_accelerate_and_records_the_same_counts(run_cli, tiny_model_dir, tiny_corpus_dir,
+                                                                         tmp_path):
+    """``--device-map`` hands placement to Accelerate (hooks on every layer, no ``.to``); here everything lands on
+    the CPU, so the counts must equal a plain ``--device cpu`` run (the multi-device case is in tests/gpu)."""
+    plain, mapped = tmp_path / "plain.safetensors", tmp_path / "mapped.safetensors"
+    for out, extra in ((plain, []), (mapped, ["--device-map", "cpu"])):
+        rc, _, err = run_cli("record", "--model", tiny_model_dir, "--corpus", tiny_corpus_dir, "--langs", "zh,en",
+                             "--out", out, "--no-progress", *extra)
+        assert rc == 0, err
+    a, b = ActivationStats.load(plain), ActivationStats.load(mapped)
+    assert torch.equal(a.positive_counts, b.positive_counts) and torch.equal(a.activation_sums, b.activation_sums)

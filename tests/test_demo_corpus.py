@@ -36,8 +36,15 @@ def _mislabelled(detect, texts, lang):
 
 
 def test_languages_and_splits():
-    assert LANGS == ("en", "de", "fr", "es", "zh", "ja")
-    assert dc.SPLITS == ("train", "detect", "eval")
+    """The corpus speaks the demo's languages (defined once, in languages.py), and every split of every language
+    has sentences, QA items and math items: the tasks read split 'eval', detection reads 'detect'."""
+    from langneuron_eval.languages import DEMO_LANGUAGES
+
+    assert LANGS == DEMO_LANGUAGES and {"train", "detect", "eval"} == set(dc.SPLITS)
+    for lang in LANGS:
+        for split in dc.SPLITS:
+            assert dc.sentences(lang, split, n=2) and dc.qa_items(lang, split, n=1), (lang, split)
+            assert dc.math_items(lang, split, n=1), (lang, split)
 
 
 @pytest.mark.parametrize("call", [

@@ -1,4 +1,4 @@
-"""Detectors against independent loop-based implementations of docs/METHODS.md, plus property tests.
+"""Detectors against independent loop-based implementations of docs/methods.md, plus property tests.
 
 The brute-force versions below are deliberately naive: Python loops over neurons, ``math.log`` and
 ``math.fsum`` in float64, sorting lists of ``(score, flat index)``. They share no code with the
@@ -135,7 +135,8 @@ def zhang_score(v, lam, formulation="code"):
     return float(np.float32(h - lam * max(v)))
 
 
-def brute_zhang(stats, top_rate=0.01, lam=None, bar=0.95, formulation="code"):
+def brute_zhang(stats, top_rate, lam, bar=0.95, formulation="code"):
+    """Zhang's sets at a given lambda (the automatic choice of lambda is tested by its properties below)."""
     p = probs32(stats)
     K, L, N = p.shape
     tau = kth(p, bar)
@@ -147,25 +148,6 @@ def brute_zhang(stats, top_rate=0.01, lam=None, bar=0.95, formulation="code"):
         order = sorted(range(len(vecs)), key=lambda f: (zhang_score(vecs[f], lam_, formulation), f))
         return order[:n_sel]
 
-    def ok(lam_):
-        return not any(n_of[f] == K for f in select(lam_))
-
-    if lam is None:  # METHODS §3.2 autosweep, keeping the largest qualifying lambda
-        scale = 1.0 if formulation == "code" else math.log(K) / c_K(K)
-        lo, hi, eps = 0.0, 0.2 * scale, 1e-3 * scale
-        if ok(hi):
-            lam = hi
-        else:
-            best = lo if ok(lo) else None
-            a, b, it = lo, hi, 0
-            while b - a > eps and it < 64:
-                it += 1
-                mid = (a + b) / 2
-                if ok(mid):
-                    best, a = mid, mid
-                else:
-                    b = mid
-            lam = best if best is not None else lo
     chosen = select(lam)
     out = {lang: set() for lang in stats.languages}
     specific = dict.fromkeys(stats.languages, 0)
@@ -277,18 +259,70 @@ ZHANG_SHAPES = SHAPES + [(6, 3, 30, {"n_tok": 20, "max_count": 20, "equal_tokens
 @pytest.mark.filterwarnings("ignore:zhang. no lambda")  # some cases have no qualifying lambda, by design
 @pytest.mark.parametrize("K,L,N,kw", ZHANG_SHAPES)
 @pytest.mark.parametrize("formulation", ["code", "paper"])
-def test_zhang_auto_lambda_matches_brute_force(K, L, N, kw, formulation):
+def test_zhang_sets_at_the_chosen_lambda_match_brute_force(K, L, N, kw, formulation):
     for seed in range(3):
         stats = make_stats(K, L, N, seed=seed, shared=True, **{"n_tok": 12, **kw})
         got = ZhangDetector()(stats, top_rate=0.2, formulation=formulation)
-        want, info = brute_zhang(stats, 0.2, formulation=formulation)
-        assert got.extra["lambda"] == pytest.approx(info["lambda"], rel=1e-12, abs=1e-15)
-        assert got.extra["lambda_search"]["found"] == (info["appear"][K] == 0)
+        want, info = brute_zhang(stats, 0.2, got.extra["lambda"], formulation=formulation)
         assert sets(got) == want
         assert got.extra["tau"] == info["tau"]
         assert got.extra["specific"] == info["specific"] and got.extra["related"] == info["related"]
         assert got.extra["appear"] == info["appear"]
         assert {tuple(u) for u in got.extra["general"]} == info["general"]
+
+
+def _shared_by_all(stats, lam, formulation="code"):
+    """How many selected units fire in all K languages at ``lam`` (brute force): Zhang's rule wants 0."""
+    return brute_zhang(stats, 0.2, lam, formulation=formulation)[1]["appear"][len(stats.languages)]
+
+
+GRID = [i * 0.2 / 200 for i in range(201)]  # lambda grid over [0, 0.2], step 1e-3 (the search's eps)
+
+
+@pytest.mark.filterwarnings("ignore:zhang. no lambda")
+@pytest.mark.parametrize("K,L,N,kw", ZHANG_SHAPES[-4:])
+def test_zhang_auto_lambda_against_its_rule_and_a_fine_grid(K, L, N, kw):
+    """The chosen lambda keeps the rule, one search step more breaks it, and it sits where a grid scan puts it.
+
+    Rule: the largest lambda in [0, 0.2] whose selection holds no unit that fires in all K languages (found to
+    eps = 1e-3). Where the count of such units never falls as lambda grows (monotone: what bisection assumes,
+    checked on the grid), the answer must lie within eps + one grid step of the grid's largest rule-keeping
+    lambda.
+    """
+    eps, monotone_cases = 1e-3, 0
+    for seed in range(3):
+        stats = make_stats(K, L, N, seed=seed, shared=True, **{"n_tok": 12, **kw})
+        got = ZhangDetector()(stats, top_rate=0.2)
+        lam, found = got.extra["lambda"], got.extra["lambda_search"]["found"]
+        scan = [_shared_by_all(stats, g) for g in GRID]
+        assert 0.0 <= lam <= 0.2
+        if not found:  # no lambda kept the rule: neither end of the interval does
+            assert lam == 0.0 and scan[0] > 0 and scan[-1] > 0
+            continue
+        assert _shared_by_all(stats, lam) == 0  # the rule holds at the chosen lambda
+        if all(a <= b for a, b in zip(scan, scan[1:])):
+            monotone_cases += 1
+            best = max(g for g, n in zip(GRID, scan) if n == 0)
+            assert abs(lam - best) <= eps + 0.2 / 200, (lam, best)
+            if lam + eps <= 0.2:
+                assert _shared_by_all(stats, lam + eps) > 0  # one search step larger breaks the rule
+    assert monotone_cases >= 1  # the grid comparison ran
+
+
+@settings(max_examples=25, deadline=None, database=None)
+@given(st.integers(2, 6), st.integers(1, 2), st.integers(4, 12), st.integers(0, 10_000))
+def test_zhang_chosen_lambda_keeps_the_rule(K, L, N, seed):
+    """On any input: a found lambda keeps the rule, and a larger upper end never gives a smaller lambda when the
+    rule already holds at the smaller end (the largest rule-keeping lambda can only grow with the interval)."""
+    stats = make_stats(K, L, N, seed=seed, shared=True, n_tok=12, max_count=12, equal_tokens=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = ZhangDetector()(stats, top_rate=0.2)
+        wider = ZhangDetector()(stats, top_rate=0.2, lambda_hi=0.4)
+    if got.extra["lambda_search"]["found"]:
+        assert _shared_by_all(stats, got.extra["lambda"]) == 0
+        if got.extra["lambda"] == 0.2:
+            assert wider.extra["lambda"] >= 0.2
 
 
 def test_zhang_brute_force_cases_are_not_trivial():

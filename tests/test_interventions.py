@@ -202,3 +202,70 @@ def test_edits_keep_autograd_correct(model_tok):
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     model.zero_grad(set_to_none=True)
+
+
+def test_reentering_the_same_intervention_is_refused_and_leaves_no_hooks(model_tok):
+    model, tok = model_tok
+    before = run(model, tok)
+    iv = Intervention(model, nf(), [LanguageEdit("scale", "zh", strength=3.0)])
+    with iv:
+        once = run(model, tok)
+        with pytest.raises(LangNeuronError, match="already active") as err:
+            with iv:
+                pass
+        assert len(str(err.value).splitlines()) == 1
+        assert torch.equal(run(model, tok), once)  # the refused entry changed nothing (no squared scale)
+    assert torch.equal(run(model, tok), before)
+    with iv:  # and it can be entered again afterwards
+        assert torch.equal(run(model, tok), once)
+    assert torch.equal(run(model, tok), before)
+
+
+def test_two_interventions_nest_inner_last_and_unwind_in_order(model_tok):
+    model, tok = model_tok
+    before = run(model, tok)
+    outer = Intervention(model, nf(), [LanguageEdit("activate", "zh", "mean", 1.0)])  # unit (0, 3) := 0.5
+    inner = Intervention(model, nf(), [LanguageEdit("scale", "zh", strength=4.0)])  # then x 4
+    with outer:
+        outer_only = run(model, tok)
+    got, cm = capture(model, tok)
+    with outer:
+        with inner, cm:
+            both = run(model, tok)
+        assert torch.all(got[0][..., 3] == 2.0)  # 0.5 set by the outer, then scaled by the inner
+        assert torch.equal(run(model, tok), outer_only)  # the inner's exit removed only its own hooks
+    assert not torch.equal(both, outer_only)
+    assert torch.equal(run(model, tok), before)  # bit for bit
+
+
+def test_value_p50_is_the_median_and_unknown_percentiles_name_the_available_ones(model_tok):
+    model, tok = model_tok
+    outs = {}
+    for value in ("median", "p50", "p50.0"):
+        got, cm = capture(model, tok)
+        with Intervention(model, nf(), [LanguageEdit("activate", "zh", value, 2.0)]), cm:
+            outs[value] = run(model, tok)
+        assert torch.all(got[0][..., 3] == 0.2)  # median 0.1 x 2
+    assert torch.equal(outs["median"], outs["p50"]) and torch.equal(outs["p50"], outs["p50.0"])
+    with pytest.raises(LangNeuronError, match=r"no 'p80' activation values for 'zh' \(has: mean, median\)"):
+        Intervention(model, nf(), [LanguageEdit("activate", "zh", "p80")])
+
+
+def test_value_pnn_end_to_end_from_recorded_statistics(model_tok, tiny_corpus_dir):
+    """record --sentence-means -> detect -> activate with value=p50 / p90: the values the neuron file holds."""
+    from langneuron_eval.corpus import resolve_corpus
+    from langneuron_eval.detectors.runner import run_detector
+    from langneuron_eval.recorder import RecordConfig, record
+
+    model, tok = model_tok
+    stats = record(model, tok, resolve_corpus([str(tiny_corpus_dir)]), RecordConfig(sentence_means=True),
+                   progress=False)
+    neurons = run_detector("lape", stats, {"top_rate": "0.1", "filter_rate": "0.5", "activation_bar_ratio": "0.5"})
+    lang = next(lang for lang, units in neurons.languages.items() if units)
+    layer, unit = neurons.units(lang)[0]
+    for value, key in (("p50", "median"), ("p90", "p90")):
+        got, cm = capture(model, tok)
+        with Intervention(model, neurons, [LanguageEdit("activate", lang, value, 1.0)]), cm:
+            run(model, tok)
+        expect = torch.tensor(neurons.values[lang][key][0], dtype=torch.float32)
+        assert torch.all(got[layer][..., unit] == expect), value

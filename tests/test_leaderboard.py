@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from langneuron_eval.fileio import sha256_file
+from langneuron_eval.leaderboard import OUTPUT_NAMES
 
 LAPE_SHA = "a" * 64
 RANDOM_SHA = "b" * 64
@@ -163,6 +164,90 @@ def write_suite(root: Path) -> dict[str, Path]:
     return paths
 
 
+# --------------------------------------------------------------------- a demo-like results folder
+
+DEMO_LANGS = ("de", "en", "es", "fr", "ja", "zh")
+VENV_ASSETS = "/opt/venv/lib/python3.11/site-packages/langneuron_eval/assets"
+DEMO_BASE, DEMO_ALIGNED = f"{VENV_ASSETS}/demo-base", f"{VENV_ASSETS}/demo-aligned"
+# (unsteered, steered) lang_rate per language: lape steers 5 of 6 by >= 50 points, kojima_ap 3 of 6
+UNSTEERED = {"de": 0.25, "en": 0.19, "es": 0.15, "fr": 0.21, "ja": 0.08, "zh": 0.13}
+STEERED = {"lape": {"de": 0.99, "en": 0.60, "es": 1.0, "fr": 0.98, "ja": 0.98, "zh": 0.69},
+           "kojima_ap": {"de": 0.80, "en": 0.30, "es": 0.70, "fr": 0.40, "ja": 0.90, "zh": 0.50}}
+XQA_F1 = {"base": {"de": (0.004, 0.003), "zh": (0.0, 0.0)}, "aligned": {"de": (0.077, 0.004), "zh": (0.075, 0.01)}}
+
+
+def demo_neuron_files(folder: Path) -> dict[str, Path]:
+    """lape, kojima_ap, zhang and random neuron files over the six languages, saved as `detect` would."""
+    from langneuron_eval.neurons import NeuronFile
+    from langneuron_eval.sites import ModelFingerprint
+
+    fp = ModelFingerprint("llama", 4, 768, "act_out")
+    sizes = {"lape": 4, "kojima_ap": 6, "zhang": 1, "random": 4}
+    paths = {}
+    for k, (method, n) in enumerate(sizes.items()):
+        langs = {lang: [((i + j) % 4, 100 * k + 10 * i + j) for j in range(n)] for i, lang in enumerate(DEMO_LANGS)}
+        nf = NeuronFile(fingerprint=fp, detector=method, languages=langs, params={"seed": k})
+        paths[method] = nf.save(folder / f"{method}.json")
+    return paths
+
+
+def demo_doc(scores: dict[str, dict[str, tuple[float, Any]]], model: str, nf_path: Path | None = None,
+             mode: str = "none", lang: str | None = None) -> dict[str, Any]:
+    """A results file as `langneuron demo` saves it: a model object (config.model is its path), no date."""
+    from langneuron_eval.neurons import NeuronFile
+
+    info = None
+    if nf_path is not None:
+        nf = NeuronFile.load(nf_path)
+        others = tuple(x for x in DEMO_LANGS if x != lang) if mode == "activate" else ()
+        info = langneuron_info(mode, (lang,) if lang else (), strength=12.0, deactivate=others,
+                               sha=sha256_file(nf_path), detector=nf.detector)
+        info.update(neurons_content_sha256=nf.sha256(), detector_params=nf.params,
+                    neuron_counts={x: len(u) for x, u in nf.languages.items()},
+                    deactivate_arg="others" if others else None)
+    doc = make_results(scores, model=model, info=info)
+    doc["config"]["model"], doc["config"]["model_args"] = model, None
+    del doc["date"]
+    doc["langneuron_normalized"] = {"dropped": ["date", "total_evaluation_time_seconds"]}
+    return doc
+
+
+def write_demo_like(root: Path) -> dict[str, Any]:
+    """What `langneuron demo --out root` leaves for the leaderboard: results/, neurons/, ppl_matrix/."""
+    from langneuron_eval.neurons import NeuronFile
+
+    nfs = demo_neuron_files(root / "neurons")
+
+    def save(sub: str, doc: dict[str, Any]) -> None:
+        folder = root / "results" / sub
+        folder.mkdir(parents=True)
+        (folder / "results_demo.json").write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
+
+    base_rates = {f"lang_steer_{x}": steer(UNSTEERED[x], 0.04) for x in DEMO_LANGS}
+    save("base-none-steer", demo_doc(base_rates, DEMO_BASE, nfs["lape"]))
+    for method, rates in STEERED.items():
+        for x, rate in rates.items():
+            save(f"base-{method}-activate-{x}", demo_doc({f"lang_steer_{x}": steer(rate, 0.03)}, DEMO_BASE,
+                                                                nfs[method], "activate", x))
+    for name, model in (("base", DEMO_BASE), ("aligned", DEMO_ALIGNED)):
+        qa = {f"xqa_{x}": {"f1": XQA_F1[name][x]} for x in XQA_F1[name]}
+        save(f"{name}-none-qa", demo_doc(qa, model))
+    matrices = {}
+    n = len(DEMO_LANGS)
+    # lape: the diagonal (+5% ... +30%) is every column's maximum; off-diagonal 0, +0.04% or +0.08%.
+    # random: +0.1% ... +0.6% with no column maximum on the diagonal.
+    lape = [[0.05 * (1 + i) if i == j else 0.0004 * ((i * n + j) % 3) for j in range(n)] for i in range(n)]
+    random = [[0.001 * ((i + 2 * j) % 6 + 1) for j in range(n)] for i in range(n)]
+    for method, matrix in (("lape", lape), ("random", random)):
+        path = root / "ppl_matrix" / method / "ppl_matrix.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"languages": list(DEMO_LANGS), "matrix": matrix, "metric": "byte_perplexity",
+                                    "baseline": {x: 3.0 for x in DEMO_LANGS}, "detector": method,
+                                    "neurons_sha256": NeuronFile.load(nfs[method]).sha256()}), encoding="utf-8")
+        matrices[method] = path
+    return {"results": root / "results", "neurons": nfs, "ppl_matrix": matrices}
+
+
 def write_bad_files(root: Path) -> dict[str, Path]:
     bad = root / "bad"
     bad.mkdir(parents=True)
@@ -217,8 +302,7 @@ def test_rows_columns_and_values(run_cli, suite, tmp_path):
     out = tmp_path / "site"
     rc, stdout, err = run_cli("leaderboard", root, "--out", out)
     assert rc == 0, err
-    assert "wrote" in stdout and sorted(p.name for p in out.iterdir()) == ["index.html", "leaderboard.csv",
-                                                                          "leaderboard.md"]
+    assert "wrote" in stdout and sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_NAMES)
     rows = read_csv(out / "leaderboard.csv")
     keys = [(r["model"], r["detector"], r["intervention"]) for r in rows]
     assert keys == [
@@ -262,23 +346,25 @@ def test_rows_columns_and_values(run_cli, suite, tmp_path):
     assert paths["lape_act_old"].as_posix() in notes[0] and notes[0].endswith(f"using the newer {paths['lape_act'].as_posix()}")
 
 
-def test_markdown_cells(run_cli, suite, tmp_path):
+def test_markdown_shows_ranked_views_not_the_configuration_dump(run_cli, suite, tmp_path):
     root, _ = suite
     out = tmp_path / "site"
     assert run_cli("leaderboard", root, "--out", out)[0] == 0
     md = (out / "leaderboard.md").read_text(encoding="utf-8")
+    sections = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert sections == ["## Detectors", "## Steering", "## Models and alignment"]
     table = md_rows(out / "leaderboard.md")
-    header, rows = table[0], table[1:]
-    assert header[:11] == ["id", "model", "detector", "detector params", "intervention", "neurons sha256",
-                           "langneuron-eval", "lm-eval", "date (UTC)", "limit", "samples"]
-    assert len(rows) == 5 and all(len(r) == len(header) for r in rows)
-    act = dict(zip(header, rows[2]))
-    assert act["lang_steer_zh/lang_rate"] == "0.8100 ± 0.0394"
-    assert act["neurons sha256"] == LAPE_SHA[:12] and act["date (UTC)"] == "2026-01-01 11:00"
-    base = dict(zip(header, rows[1]))
-    assert base["lang_ppl_zh/byte_perplexity"] == "3.5000"  # stderr "N/A": value only
-    assert base["lang_steer_de/lang_rate"] == "0.0500 ± 0.0218"
-    assert base["xqa_en/f1"] == ""
+    assert table[0] == ["Rank", "Detector", "Score", "Diagonal max", "Diag / off-diag", "Mean gain (pts)",
+                        "Gain ≥ 50 pts", "Neurons", "Parameters"]
+    ranking = dict((r[1], r) for r in table[1:3])
+    # lape steers zh from 2% to 81% (+79 points, 1 of 1 language); the random control gains 1 point
+    assert ranking["lape"][:3] == ["1", "lape", "100.0 (steering only)"] and ranking["lape"][5:8] == ["+79.0", "1/1", "30"]
+    assert ranking["random (control)"][:3] == ["floor", "random (control)", "0.0 (steering only)"]
+    steering = next(i for i, r in enumerate(table) if r[:3] == ["Rank", "Detector", "Intervention"])
+    assert table[steering + 1] == ["–", "none", "unsteered", "2.0 ± 1.4", ""]
+    assert table[steering + 2][1:] == ["lape", "activate(&lt;lang&gt;, value=mean, strength=1)", "81.0 ± 3.9", "+79.0"]
+    # the full table with every metric is leaderboard.csv, not a 40-column Markdown table
+    assert max(len(r) for r in table) <= 12 and "lang_ppl_zh/byte_perplexity" not in md
     # a model name with markup is inert text in the Markdown too (rendered as HTML by most viewers)
     assert XSS not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
 
@@ -288,7 +374,7 @@ def test_outputs_are_deterministic(run_cli, suite, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_cli("leaderboard", root, "--out", a)[0] == 0
     assert run_cli("leaderboard", root, "--out", b)[0] == 0
-    for name in ("leaderboard.md", "leaderboard.csv", "index.html"):
+    for name in OUTPUT_NAMES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     # rebuilding in place with --force changes nothing either
     before = (a / "leaderboard.csv").read_bytes()
@@ -307,7 +393,7 @@ def test_row_order_does_not_depend_on_file_names(run_cli, tmp_path):
     assert run_cli("leaderboard", tmp_path / "x", "--out", tmp_path / "ox")[0] == 0
     assert run_cli("leaderboard", tmp_path / "y", "--out", tmp_path / "oy")[0] == 0
     md_x, md_y = (tmp_path / "ox" / "leaderboard.md").read_text(), (tmp_path / "oy" / "leaderboard.md").read_text()
-    assert md_x == md_y and "0.7000 ± 0.0400" in md_x and "0.5000" not in md_x
+    assert md_x == md_y and "| 70.0 ± 4.0 |" in md_x and "50.0 ± 5.0" not in md_x  # lang_rate in percent
 
 
 # ------------------------------------------------------------------------------------- bad input
@@ -365,7 +451,7 @@ def test_existing_outputs_need_force(run_cli, suite, tmp_path):
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temp files left behind
     mask = os.umask(0)
     os.umask(mask)
-    for name in ("leaderboard.md", "leaderboard.csv", "index.html"):  # publishable: not the temp file's 0600
+    for name in OUTPUT_NAMES:  # publishable: not the temp file's 0600
         assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
 
 
@@ -389,7 +475,7 @@ def test_page_escapes_strings_and_is_self_contained(run_cli, suite, tmp_path):
     assert re.search(r'<td class="num" data-v="0\.81">0\.8100 ± 0\.0394</td>', page)
     assert [m for m in re.findall(r'<tr data-id="(R\d+)">', page)] == ["R1", "R2", "R3", "R4", "R5"]
     # steering chart from the lang_steer rows; no ppl matrix / neuron files given
-    assert len(png_sizes(page)) == 1 and "No perplexity matrices given" in page and "No neuron files given" in page
+    assert len(png_sizes(page)) == 1 and "No perplexity-change matrix" in page and "No neuron files given" in page
 
 
 def test_page_figures_from_ppl_matrix_and_neuron_files(run_cli, suite, tmp_path):
@@ -415,8 +501,8 @@ def test_page_figures_from_ppl_matrix_and_neuron_files(run_cli, suite, tmp_path)
     page = (out / "index.html").read_text(encoding="utf-8")
     sizes = png_sizes(page)
     assert len(sizes) == 3 and all(w > 100 and h > 100 for w, h in sizes)  # heatmap, layers, steering
-    assert "baseline byte_perplexity: en 2.5000, zh 3.5000" in page
-    assert f"sha256 {sha[:12]}; neurons: en 3, zh 4" in page
+    assert "baseline byte perplexity: en 2.500, zh 3.500" in page
+    assert f"sha256 {sha[:12]}, neurons: en 3, zh 4" in page
     # the row whose neuron sha256 matches the file gets the detector's parameters from it
     row = next(r for r in read_csv(out / "leaderboard.csv") if r["neurons_sha256"] == sha)
     assert row["detector_params"] == "filter_rate=0.95, per_language_quota=false, top_rate=0.01"
@@ -498,8 +584,10 @@ def test_odd_numbers_and_strings_keep_every_format_intact(run_cli, tmp_path):
     table = md_rows(out / "leaderboard.md")
     assert len(table) == 2 and len(table[1]) == len(table[0])  # the pipe did not split the row
     row = dict(zip(table[0], table[1]))
-    assert row["model"] == "=cmd\\|' /C calc'!A0 next"
-    assert row["lang_ppl_zh/byte_perplexity"] == "inf" and row["lang_ppl_zh/bits_per_byte"] == "nan"
+    assert row["Model"] == "=cmd\\|' /C calc'!A0 next"
+    assert row["zh"] == "inf" and row["Mean"] == "inf"
+    models_csv = read_csv(out / "models.csv")[0]
+    assert models_csv["Model"] == models_csv["model"] == "'=cmd|' /C calc'!A0\nnext" and models_csv["zh"] == "inf"
     csv_row = read_csv(out / "leaderboard.csv")[0]
     assert csv_row["model"] == "'=cmd|' /C calc'!A0\nnext"  # formula defused, text otherwise kept
     assert csv_row["lang_ppl_zh/byte_perplexity"] == "inf" and csv_row["lang_ppl_zh/bits_per_byte"] == "nan"

@@ -14,6 +14,7 @@ THIRD_PARTY_TESTS = '''
 import pytest
 
 from langneuron_eval.detectors import run_detector
+from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.neurons import NeuronFile
 from langneuron_eval.stats import ActivationStats
 
@@ -53,8 +54,13 @@ def test_own_detector_runs(tiny_stats, tmp_path):
 
 
 def test_kojima_needs_sentence_means(tiny_stats):
+    """kojima_ap runs on the fixture (it carries per-sentence means) and refuses the same counts without them."""
     nf = run_detector("kojima_ap", tiny_stats, {"k_top": "2", "k_bottom": "0"})
-    assert set(nf.languages) == {"de", "en", "zh"}
+    assert {lang: len(units) for lang, units in nf.languages.items()} == {"de": 2, "en": 2, "zh": 2}
+    counts_only = ActivationStats(tiny_stats.languages, tiny_stats.n_tokens, tiny_stats.positive_counts,
+                                  tiny_stats.activation_sums, tiny_stats.activation_sq_sums, tiny_stats.fingerprint)
+    with pytest.raises(LangNeuronError, match="per-sentence mean activations"):
+        run_detector("kojima_ap", counts_only, {"k_top": "2", "k_bottom": "0"})
 
 
 @pytest.fixture(scope="session")

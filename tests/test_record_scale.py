@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -23,21 +22,16 @@ def _cmd(*args):
     return [sys.executable, "-m", "langneuron_eval.cli.main", "record", "--no-progress", *map(str, args)]
 
 
-def test_resume_after_kill_gives_identical_file(tiny_model_dir, mid_corpus, tmp_path):
+def test_resume_after_kill_gives_identical_file(tiny_model_dir, mid_corpus, tmp_path, record_killed_after_checkpoint):
     common = ["--model", tiny_model_dir, "--corpus", mid_corpus, "--langs", "en,de", "--chunk-size", "100",
               "--checkpoint-every", "1", "--sentence-means"]
     full = tmp_path / "full.safetensors"
     subprocess.run(_cmd(*common, "--out", full), check=True, capture_output=True)
 
     out = tmp_path / "resumed.safetensors"
-    proc = subprocess.Popen(_cmd(*common, "--out", out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    killed = record_killed_after_checkpoint(3, *common, "--out", out)  # 45 chunks: dies at the 3rd
+    assert killed.returncode == 137, killed.stderr
     partial = tmp_path / "resumed.safetensors.partial"
-    deadline = time.time() + 120
-    while not partial.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.kill()
-    proc.wait()
     assert partial.exists(), "no checkpoint was written before the kill"
     assert not out.exists()
     rc = subprocess.run(_cmd(*common, "--out", out, "--resume"), capture_output=True, text=True)

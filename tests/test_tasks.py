@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from langneuron_eval import evaluation
+import langneuron_eval
+from langneuron_eval import evaluation, languages
+from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.lmeval_plugin import tasks_dir
 
-LANGS = ("en", "de", "fr", "es", "zh", "ja")
+LANGS = languages.DEMO_LANGUAGES
 NON_EN = LANGS[1:]
 
 
@@ -37,16 +44,21 @@ def test_generated_yamls_are_up_to_date():
 
 
 def test_every_task_and_group_is_indexed(task_manager):
+    """Our families, exactly (the *_hub_* families follow their benchmark's data file; tests/test_upstream.py)."""
     expected = (
-        [f"lang_ppl_{x}" for x in LANGS] + [f"lang_steer_{x}" for x in LANGS]
-        + [f"lang_steer_prompted_{x}" for x in LANGS] + [f"xqa_{x}" for x in LANGS]
-        + [f"xqa_xling_{x}" for x in NON_EN] + [f"xmath_{x}" for x in LANGS] + [f"lang_mt_{x}" for x in NON_EN]
-        + [f"xqa_hub_{x}" for x in ("en", "de", "es", "zh")] + [f"xmath_hub_{x}" for x in LANGS]
-        + [f"lang_mt_hub_{x}" for x in NON_EN])
-    groups = ["lang_ppl", "lang_steer", "lang_steer_prompted", "xqa", "xqa_xling", "xmath", "lang_mt", "xqa_hub",
-              "xmath_hub", "lang_mt_hub"]
-    assert sorted(task_manager.all_subtasks) == sorted(expected)
-    assert sorted(task_manager.all_groups) == sorted(groups)
+        [f"lang_ppl_{x}" for x in languages.table()] + [f"lang_steer_{x}" for x in languages.LID_LANGUAGES]
+        + [f"lang_steer_prompted_{x}" for x in languages.LID_LANGUAGES] + [f"xqa_{x}" for x in LANGS]
+        + [f"xqa_xling_{x}" for x in NON_EN] + [f"xmath_{x}" for x in LANGS] + [f"lang_mt_{x}" for x in NON_EN])
+    ours = [t for t in task_manager.all_subtasks if "_hub_" not in t]
+    assert sorted(ours) == sorted(expected)
+    hub = {"xqa_hub_de", "xqa_hub_zh", "xmath_hub_ja", *[f"lang_mt_hub_{x}" for x in NON_EN]}
+    assert hub <= set(task_manager.all_subtasks)
+    groups = {"lang_ppl", "lang_steer", "lang_steer_prompted", "lang_steer_lid176", "lang_steer_prompted_lid176",
+              "xqa", "xqa_xling", "xmath", "lang_mt", "xqa_hub", "xmath_hub", "lang_mt_hub"}
+    assert groups <= set(task_manager.all_groups)
+    assert len([t for t in ours if t.startswith("lang_steer_prompted_")]) == 176
+    # Hausa has a perplexity task (no LID needed) but no steering task (lid.176 cannot identify it)
+    assert "lang_ppl_ha" in task_manager.all_tasks and "lang_steer_ha" not in task_manager.all_tasks
     assert "lang_mt_en" not in task_manager.all_tasks  # English -> English is no translation
     assert "xqa_hub_fr" not in task_manager.all_tasks and "xqa_hub_ja" not in task_manager.all_tasks  # not in XQuAD
 
@@ -136,14 +148,14 @@ def test_sampling_is_reproducible_with_lm_eval_seeds(tiny_model_dir, task_manage
 
 
 def _fake_hub(calls):
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset
 
     def load_dataset(path, name=None, split=None, **kwargs):
         calls.append((path, name, split))
         if path == "google/xquad":
-            return DatasetDict({"validation": Dataset.from_list([{
+            return Dataset.from_list([{
                 "id": "q1", "context": "Berlin ist die Hauptstadt von Deutschland.",
-                "question": "Was ist die Hauptstadt?", "answers": {"text": ["Berlin"], "answer_start": [0]}}])})
+                "question": "Was ist die Hauptstadt?", "answers": {"text": ["Berlin"], "answer_start": [0]}}])
         if path == "juletxara/mgsm":
             return Dataset.from_list([{"question": "ジョンはりんごを3個持っています。2個もらうと何個？", "answer": None,
                                        "answer_number": 5, "equation_solution": None}])
@@ -163,7 +175,7 @@ def test_hub_variants_load_offline_with_their_real_schema(tiny_model_dir, task_m
     res = evaluation.evaluate("hf", ["xqa_hub_de", "xmath_hub_ja", "lang_mt_hub_zh"],
                               model_args={"pretrained": str(tiny_model_dir)}, limit=2, batch_size=4,
                               task_manager=task_manager, gen_kwargs={"max_gen_toks": 3}, log_samples=True)
-    assert ("google/xquad", "xquad.de", None) in calls
+    assert ("google/xquad", "xquad.de", "validation") in calls
     assert ("juletxara/mgsm", "ja", "test") in calls
     assert ("openlanguagedata/flores_plus", "eng_Latn", "devtest") in calls
     assert ("openlanguagedata/flores_plus", "cmn_Hans", "devtest") in calls
@@ -171,3 +183,97 @@ def test_hub_variants_load_offline_with_their_real_schema(tiny_model_dir, task_m
     assert {"acc,none", "acc_in_lang,none"} <= set(res["results"]["xmath_hub_ja"])
     assert res["results"]["lang_mt_hub_zh"]["sample_len"] == 2
     assert res["samples"]["xmath_hub_ja"][0]["arguments"][0][0].startswith("Q: ジョン")
+
+
+# ------------------------------------------------------------------ any language, the user's text
+
+def test_steering_breakdown_follows_metadata_then_the_neuron_file_then_the_demo_set(task_utils, tmp_path):
+    from langneuron_eval.neurons import NeuronFile
+    from langneuron_eval.sites import ModelFingerprint
+
+    neurons = tmp_path / "neurons.json"
+    NeuronFile(ModelFingerprint("llama", 2, 48, "act_out"), "handmade",
+               {"vi": [(0, 1)], "th": [(0, 2)], "hau": [(1, 3)]}).save(neurons, force=True)
+    assert task_utils.breakdown_languages("id", langs="vie+zh-Hans", neurons=str(neurons)) == ["id", "vi", "zh"]
+    from_file = task_utils.breakdown_languages("id", neurons=str(neurons))
+    assert from_file[0] == "id" and sorted(from_file[1:]) == ["th", "vi"]  # Hausa has no LID label: dropped
+    assert task_utils.breakdown_languages("de") == list(LANGS[1:2]) + [x for x in LANGS if x != "de"]
+    docs = task_utils.load_steer(corpus_lang="sw", langs=["en", "sw", "ar"])["test"]
+    assert set(docs["langs"]) == {"sw+en+ar"}
+    scores = task_utils.process_steer(docs[0], ["Habari ya asubuhi rafiki yangu, karibu nyumbani."])
+    assert scores == {"lang_rate": 1.0, "lang_rate_en": 0.0, "lang_rate_ar": 0.0, "lang_rate_other": 0.0}
+    with pytest.raises(LangNeuronError, match="unknown language code 'xx'"):
+        task_utils.load_steer(corpus_lang="vi", langs="en+xx")
+
+
+def test_steer_task_declares_exactly_the_breakdown_metrics():
+    tm = evaluation.make_task_manager(metadata={"langs": "en+th"})
+    task = tm.load(["lang_steer_prompted_vi"])["tasks"]["lang_steer_prompted_vi"]
+    assert task.higher_is_better() == {"lang_rate": True, "lang_rate_other": False, "lang_rate_en": False,
+                                       "lang_rate_th": False}
+    assert set(task.aggregation()) == set(task.higher_is_better())
+
+
+def test_ppl_reads_the_users_corpus_and_refuses_a_language_without_text(task_utils, tmp_path):
+    (tmp_path / "vi.txt").write_text("Xin chào các bạn.\n\nHôm nay trời đẹp quá.\n", encoding="utf-8")
+    docs = task_utils.load_ppl(corpus_lang="vi", corpus=str(tmp_path))["test"]
+    assert docs["text"] == ["Xin chào các bạn.", "Hôm nay trời đẹp quá."]
+    pairs = task_utils.load_ppl(corpus_lang="de", corpus=f"vi={tmp_path / 'vi.txt'},de={tmp_path / 'vi.txt'}")
+    assert len(pairs["test"]) == 2  # the user's text replaces the shipped German text
+    with pytest.raises(LangNeuronError, match=r"lang_ppl_vi: no text ships for vi; pass .*--metadata"):
+        task_utils.load_ppl(corpus_lang="vi")
+    with pytest.raises(LangNeuronError, match=r"lang_ppl_th: the corpus given in metadata has no text for th \(it has vi\)"):
+        task_utils.load_ppl(corpus_lang="th", corpus=str(tmp_path))
+    (tmp_path / "vi.txt").rename(tmp_path / "vie.txt")  # any alias names the file
+    assert task_utils.load_ppl(corpus_lang="vi", corpus=str(tmp_path))["test"]["text"][0] == "Xin chào các bạn."
+
+
+def test_a_new_perplexity_language_is_one_yaml_file(tmp_path):
+    """A language outside the table: a YAML including the shipped template by its path, no code."""
+    (tmp_path / "ace.txt").write_text("Lôn jak u keude.\nGata pajan jak?\n", encoding="utf-8")
+    user = tmp_path / "tasks"
+    user.mkdir()
+    (user / "lang_ppl_ace.yaml").write_text(
+        f"include: {tasks_dir() / '_lang_ppl_yaml'}\ntask: lang_ppl_ace\ndataset_kwargs:\n  corpus_lang: ace\n")
+    tm = evaluation.make_task_manager(include_path=user, metadata={"corpus": str(tmp_path)})
+    task = tm.load(["lang_ppl_ace"])["tasks"]["lang_ppl_ace"]
+    assert [d["text"] for d in task.test_docs()] == ["Lôn jak u keude.", "Gata pajan jak?"]
+
+
+@pytest.mark.slow
+def test_plain_lm_eval_steers_and_scores_a_language_outside_the_demo_set(tmp_path, tiny_model_dir):
+    """``lm_eval --tasks lang_steer_vi,lang_ppl_vi --metadata '{"corpus": ...}'`` with the user's Vietnamese text."""
+    from langneuron_eval.neurons import NeuronFile
+    from langneuron_eval.sites import ModelFingerprint
+
+    text = tmp_path / "vi.txt"
+    text.write_text("Xin chào các bạn.\nHôm nay trời đẹp quá.\nTôi thích học tiếng Việt.\n", encoding="utf-8")
+    neurons = tmp_path / "neurons.json"
+    NeuronFile(ModelFingerprint("llama", 2, 48, "act_out"), "handmade",
+               {"vi": [(0, u) for u in range(48)], "th": [(1, 2)], "en": [(1, 3)]},
+               values={"vi": {"mean": [0.5] * 48}}).save(neurons, force=True)
+    out = tmp_path / "out"
+    base = ["--model", "langneuron", "--limit", "2", "--gen_kwargs", "max_gen_toks=4",
+            "--model_args", f"pretrained={tiny_model_dir},neurons={neurons},mode=activate,lang=vi"]
+    runs = [[*base, "--tasks", "lang_steer_vi,lang_ppl_vi", "--metadata", json.dumps({"corpus": f"vi={text}"}),
+             "--output_path", str(out)],
+            [*base, "--tasks", "lang_ppl_vi"]]
+    pkg_parent = Path(langneuron_eval.__file__).resolve().parents[1]
+    script = (f"import site, sys\nsite.addsitedir({str(pkg_parent)!r})\nfrom lm_eval.__main__ import cli_evaluate\n"
+              + "".join(f"sys.argv = ['lm_eval', *{args!r}]\ncli_evaluate()\nprint('@@done', flush=True)\n"
+                        for args in runs))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(pkg_parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    p = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert p.stdout.count("@@done") == 1, p.stderr[-3000:]
+    doc = json.loads(next(out.rglob("results_*.json")).read_text())
+    steer = doc["results"]["lang_steer_vi"]
+    shares = ["lang_rate", "lang_rate_th", "lang_rate_en", "lang_rate_other"]  # the neuron file's languages
+    assert sum(steer[f"{m},none"] for m in shares) == pytest.approx(1.0)
+    assert doc["higher_is_better"]["lang_steer_vi"] == {"lang_rate": True, "lang_rate_other": False,
+                                                        "lang_rate_th": False, "lang_rate_en": False}
+    assert doc["results"]["lang_ppl_vi"]["byte_perplexity,none"] > 1
+    assert doc["n-samples"]["lang_ppl_vi"]["original"] == 3  # the three lines of the user's file
+    last = [line for line in p.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("lm_eval: error: lang_ppl_vi: no text ships for vi; pass your held-out text"), last

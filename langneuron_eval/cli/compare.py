@@ -4,22 +4,19 @@ Each argument is an lm-eval results JSON or an ``--output_path`` directory (the 
 ``results_*.json`` below it is used). For every task and metric present in both: base value,
 aligned value, delta (aligned - base), the combined standard error ``sqrt(se_base² + se_aligned²)``
 from the stderrs lm-eval reports (independent samples; ``N/A`` when lm-eval has none, e.g. for
-perplexities or corpus BLEU) and ``z = delta / se``. A |z| below ~2 is within noise.
+perplexities or corpus BLEU) and ``z = delta / se``. A |z| below ~2 is within noise. The
+computation is :mod:`langneuron_eval.comparison`, shared with the leaderboard's alignment table.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import math
-from pathlib import Path
 from typing import Any
 
+from ..comparison import compare, load_scores
 from ..errors import LangNeuronError
-from ..fileio import check_writable, read_json, write_json
+from ..fileio import check_writable, write_json
 from ..results import find_results
-
-_SKIP_KEYS = {"alias", "name", "sample_len", "sample_count", " "}
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -32,58 +29,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="also write the comparison as JSON")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=run)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None  # lm-eval writes "N/A" for a missing stderr
-    return x if math.isfinite(x) else None
-
-
-def load_scores(path: Path) -> tuple[dict[tuple[str, str, str], dict[str, float | None]], dict[str, Any]]:
-    """``{(task, metric, filter): {"value", "stderr"}}`` from the ``results`` and ``groups`` sections."""
-    doc = read_json(path, "lm-eval results file")
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict):
-        raise LangNeuronError(f"{path} is not an lm-eval results file (no 'results' section)")
-    scores: dict[tuple[str, str, str], dict[str, float | None]] = {}
-    for section in ("results", "groups"):
-        for task, entries in (doc.get(section) or {}).items():
-            if not isinstance(entries, dict):
-                continue
-            for key, value in entries.items():
-                if key in _SKIP_KEYS or "," not in key:
-                    continue
-                metric, _, filt = key.partition(",")
-                if metric.endswith("_stderr"):
-                    continue
-                stderr = _number(entries.get(f"{metric}_stderr,{filt}"))
-                scores.setdefault((task, metric, filt), {"value": _number(value), "stderr": stderr})
-    return scores, doc
-
-
-def compare(base: dict, aligned: dict, tasks: list[str] | None = None, metrics: list[str] | None = None,
-            higher_is_better: dict[str, dict[str, bool]] | None = None) -> list[dict[str, Any]]:
-    rows = []
-    for key in sorted(set(base) & set(aligned)):
-        task, metric, filt = key
-        if tasks and not any(fnmatch.fnmatchcase(task, pat) for pat in tasks):
-            continue
-        if metrics and metric not in metrics:
-            continue
-        b, a = base[key], aligned[key]
-        delta = None if b["value"] is None or a["value"] is None else a["value"] - b["value"]
-        se = None
-        if b["stderr"] is not None and a["stderr"] is not None:
-            se = math.sqrt(b["stderr"] ** 2 + a["stderr"] ** 2)
-        z = delta / se if delta is not None and se else None
-        rows.append({"task": task, "metric": metric, "filter": filt, "base": b["value"], "aligned": a["value"],
-                     "delta": delta, "base_stderr": b["stderr"], "aligned_stderr": a["stderr"], "stderr": se,
-                     "z": z, "higher_is_better": (higher_is_better or {}).get(task, {}).get(metric)})
-    return rows
 
 
 def _fmt(x: float | None, signed: bool = False) -> str:

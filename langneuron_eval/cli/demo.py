@@ -29,5 +29,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     if args.strength is not None:
         cfg.steer_strength = args.strength
-    run_demo(out, cfg, base_model=args.model, aligned_model=args.aligned_model, progress=not args.no_progress)
+    run_demo(out, cfg, base_model=args.model, aligned_model=args.aligned_model, progress=not args.no_progress,
+             verbose=getattr(args, "verbose", False))
     return 0

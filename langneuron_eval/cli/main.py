@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "train-demo": "train_demo",
     "leaderboard": "leaderboard",
     "bench-detector": "bench_detector",
+    "import-stats": "import_stats",
 }
 
 
@@ -39,14 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"langneuron-eval {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
-        try:
-            mod = importlib.import_module(f"langneuron_eval.cli.{module}")
-        except ModuleNotFoundError as e:
-            if e.name == f"langneuron_eval.cli.{module}":
-                continue  # command not built yet in this checkout
-            raise
-        mod.add_parser(sub, name)
+    for name, module in COMMANDS.items():  # a command module that fails to import is a broken install: say so
+        importlib.import_module(f"langneuron_eval.cli.{module}").add_parser(sub, name)
     return parser
 
 

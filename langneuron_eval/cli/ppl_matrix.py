@@ -1,30 +1,34 @@
-"""``langneuron ppl-matrix``: LAPE's perplexity matrix, computed with lm-eval's ``lang_ppl_*`` tasks.
+"""``langneuron ppl-matrix``: LAPE's perplexity-change matrix, computed with lm-eval's ``lang_ppl_*`` tasks.
 
-Row i = language whose neurons are deactivated, column j = language whose held-out text is scored.
-``matrix[i][j] = ppl(j | deactivate i) / ppl(j | no intervention) - 1`` (relative change of byte
-perplexity by default). Byte perplexity is used because it is comparable across scripts; word
-perplexity divides by whitespace words, of which a Chinese or Japanese line has about one.
-Since ``log ppl_byte = NLL / bytes``, ``log(1 + matrix[i][j])`` is the change of the per-byte NLL.
-
-One model is loaded and its intervention switched between rows, so the cost is
-``(1 + #languages)`` passes over ``#languages`` held-out sets.
+Row i = language whose neurons are deactivated, column j = language whose held-out text is scored; the
+measurement itself is :func:`langneuron_eval.measurements.ppl_change_matrix`. One model is loaded and its
+intervention switched between rows, so the cost is ``(1 + #languages)`` passes over ``#languages`` held-out sets.
+``--corpus`` scores the user's own held-out text (the corpus spec ``langneuron record`` takes), handed to the
+tasks as lm-eval metadata; it must not share lines with the text the neurons were detected on.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import LangNeuronError
-from ..fileio import atomic_path, check_output_dir, check_writable, sha256_file, write_json
+from ..fileio import check_output_dir, check_writable, sha256_file, write_json
+from ..measurements import (
+    check_held_out,
+    eval_task_manager,
+    format_change,
+    held_out_sources,
+    plot_ppl_matrix,
+    ppl_change_matrix,
+)
+from ..progress import Progress, quiet_lm_eval
 from ..provenance import versions
 
 METRICS = ("byte_perplexity", "word_perplexity")
-TASK_LANGUAGES = ("en", "de", "fr", "es", "zh", "ja")
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -34,8 +38,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--model", default=None, help="model directory or hub id (default: the shipped demo model)")
     p.add_argument("--neurons", required=True, help="neuron file from `langneuron detect`")
     p.add_argument("--langs", default=None,
-                   help="comma-separated languages, rows and columns in this order (default: the neuron file's "
-                        f"languages that have a lang_ppl task: {', '.join(TASK_LANGUAGES)})")
+                   help="comma-separated languages (any code `langneuron` knows, e.g. zh-Hans, deu_Latn), rows and "
+                        "columns in this order (default: the neuron file's languages that have held-out text)")
+    p.add_argument("--corpus", action="append", default=None, metavar="SPEC",
+                   help="held-out text to score, as `langneuron record --corpus` takes it: a folder of "
+                        "<lang>.txt/.jsonl, lang=path or lang=hf:DATASET...; repeatable (default: the shipped "
+                        "demo text, evaluation split)")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="only warn when the held-out text shares lines with the neurons' statistics corpus")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--metric", default="byte_perplexity", choices=METRICS)
     p.add_argument("--limit", type=int, default=None, help="score only the first N lines per language")
@@ -58,115 +68,119 @@ def _batch_size(text: str) -> int | str:
     return value
 
 
-def _languages(arg: str | None, file_langs: list[str]) -> list[str]:
-    if arg:
-        langs = list(dict.fromkeys(x.strip() for x in arg.split(",") if x.strip()))
-    else:
-        langs = [lang for lang in file_langs if lang in TASK_LANGUAGES]
+def _requested(arg: str) -> list[str]:
+    from ..languages import normalize
+
+    langs = []
+    for code in dict.fromkeys(x.strip() for x in arg.split(",") if x.strip()):
+        try:
+            langs.append(normalize(code))
+        except LangNeuronError as e:
+            raise LangNeuronError(f"no lang_ppl task for {code!r}: {e}") from None
+    return list(dict.fromkeys(langs))
+
+
+def _languages(arg: str | None, file_langs: list[str], sources: list[Any] | None) -> list[str]:
+    """The rows/columns: ``--langs`` (normalised), else the neuron file's languages that have held-out text."""
+    from ..languages import DEMO_LANGUAGES
+
+    text_langs = list(DEMO_LANGUAGES) if sources is None else [s.lang for s in sources]
+    langs = _requested(arg) if arg else [lang for lang in file_langs if lang in text_langs]
     if not langs:
         raise LangNeuronError(f"no languages to evaluate; the neuron file has {', '.join(file_langs) or 'none'} and "
-                              f"lang_ppl tasks exist for {', '.join(TASK_LANGUAGES)}")
+                              f"the held-out text covers {', '.join(text_langs)}")
     for lang in langs:
-        if lang not in TASK_LANGUAGES:
-            raise LangNeuronError(f"no lang_ppl task for {lang!r}; available: {', '.join(TASK_LANGUAGES)}")
         if lang not in file_langs:
             raise LangNeuronError(f"language {lang!r} has no neurons in the neuron file (it has {', '.join(file_langs)})")
     return langs
 
 
-def _log(msg: str) -> None:
-    print(f"[ppl-matrix] {msg}", file=sys.stderr, flush=True)
+@dataclass
+class _Plan:
+    """Everything checked before the model is loaded."""
+
+    out: Path
+    langs: list[str]
+    neurons: Any
+    model_path: str
+    batch_size: int | str
+    task_manager: Any
+    corpus: list[Any] | None  # CorpusSource per language with --corpus
 
 
-def compute(lm: Any, langs: list[str], metric: str = "byte_perplexity", limit: int | None = None,
-            task_manager: Any = None) -> dict[str, Any]:
-    """Baseline and deactivation rows for a loaded ``LangNeuronLM`` whose neuron file covers ``langs``."""
-    from .. import evaluation
-
-    tm = task_manager or evaluation.make_task_manager()
-    tasks = [f"lang_ppl_{lang}" for lang in langs]
-
-    def scores() -> dict[str, float]:
-        res = evaluation.evaluate(lm, tasks, limit=limit, task_manager=tm)
-        return {lang: evaluation.metric(res, f"lang_ppl_{lang}", metric) for lang in langs}
-
-    total = len(langs) + 1
-    started = time.perf_counter()
-    _log(f"[1/{total}] no intervention")
-    lm.set_intervention(mode="none")
-    baseline = scores()
-    rows: dict[str, dict[str, float]] = {}
-    for k, row in enumerate(langs, start=2):
-        _log(f"[{k}/{total}] deactivating {row} neurons ({len(lm.neuron_file.units(row))} units); "
-             f"{time.perf_counter() - started:.0f}s elapsed")
-        lm.set_intervention(mode="deactivate", lang=row)
-        rows[row] = scores()
-    lm.set_intervention(mode="none")
-    matrix = [[rows[r][c] / baseline[c] - 1.0 for c in langs] for r in langs]
-    return {"baseline": baseline, "perplexity": [[rows[r][c] for c in langs] for r in langs], "matrix": matrix,
-            "seconds": round(time.perf_counter() - started, 2)}
-
-
-def _cell(v: float) -> str:
-    """Two decimals, or scientific notation for changes too small to show that way."""
-    return f"{v:+.2f}" if v == 0 or abs(v) >= 0.005 or not math.isfinite(v) else f"{v:+.0e}"
-
-
-def plot(path: Path, langs: list[str], matrix: list[list[float]], metric: str, force: bool) -> None:
-    """Heatmap of the relative changes (diverging colours centred at 0), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    finite = [abs(v) for row in matrix for v in row if math.isfinite(v)]
-    vmax = max(finite, default=1.0) or 1.0
-    size = 1.0 + 0.7 * len(langs)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    im = ax.imshow(matrix, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-    ax.set_xticks(range(len(langs)), langs)
-    ax.set_yticks(range(len(langs)), langs)
-    ax.set_xlabel("evaluated language")
-    ax.set_ylabel("deactivated language")
-    ax.set_title(f"relative change of {metric.replace('_', ' ')}")
-    for i, row in enumerate(matrix):
-        for j, v in enumerate(row):
-            ax.text(j, i, _cell(v), ha="center", va="center", fontsize=8,
-                    color="white" if math.isfinite(v) and abs(v) > 0.6 * vmax else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    with atomic_path(path, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-
-
-def run(args: argparse.Namespace) -> int:
-    from .. import __version__, evaluation
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Check outputs, languages, text, overlap and tasks; nothing slow has run yet."""
     from ..modeling import default_model_path
     from ..neurons import NeuronFile
 
     out = check_output_dir(args.out)
-    json_path, png_path = out / "ppl_matrix.json", out / "ppl_matrix.png"
-    for path in (json_path, png_path):  # refuse before any slow work
+    for path in (out / "ppl_matrix.json", out / "ppl_matrix.png"):
         check_writable(path, args.force)
     if args.limit is not None and args.limit < 1:
         raise LangNeuronError("--limit must be at least 1")
     batch_size = _batch_size(str(args.batch_size))
     neurons = NeuronFile.load(args.neurons)
-    langs = _languages(args.langs, list(neurons.languages))
-    model_path = args.model or str(default_model_path())
+    sources = held_out_sources(args.corpus, _requested(args.langs) if args.langs else None)
+    langs = _languages(args.langs, list(neurons.languages), sources)
+    if sources is not None:
+        sources = [s for s in sources if s.lang in langs]
+        for line in check_held_out(sources, neurons.provenance.get("stats_corpus"), args.allow_overlap):
+            print(f"warning: {line}", file=sys.stderr)
+    tm = eval_task_manager(sources, [f"lang_ppl_{lang}" for lang in langs])
+    return _Plan(out, langs, neurons, args.model or str(default_model_path()), batch_size, tm, sources)
 
-    _log(f"loading {model_path} with neurons {args.neurons}")
-    lm = evaluation.load_model(model_path, neurons=args.neurons, device=args.device, batch_size=batch_size,
-                               dtype=args.dtype)
-    result = compute(lm, langs, metric=args.metric, limit=args.limit)
 
+def run(args: argparse.Namespace) -> int:
+    from .. import evaluation
+
+    plan = _plan(args)
+    log = Progress("ppl-matrix")
+    log(f"loading {plan.model_path} with neurons {args.neurons}")
+    with quiet_lm_eval(getattr(args, "verbose", False)):
+        lm = evaluation.load_model(plan.model_path, neurons=args.neurons, device=args.device,
+                                   batch_size=plan.batch_size, dtype=args.dtype)
+        bar = log(f"perplexity-change matrix: {len(plan.langs)} languages, {len(plan.langs) + 1} runs",
+                  runs=len(plan.langs) + 1)
+        result = ppl_change_matrix(lm, plan.langs, metric=args.metric, limit=args.limit,
+                                   task_manager=plan.task_manager, on_run=bar.run)
+        bar.close()
+    json_path, png_path = plan.out / "ppl_matrix.json", plan.out / "ppl_matrix.png"
+    write_json(json_path, _document(args, plan, result), force=args.force)
+    plot_ppl_matrix(png_path, plan.langs, result["matrix"], args.metric, args.force)
+    _print_matrix(plan.langs, result)
+    print(f"{result['tokens']} tokens scored in {result['runs']} runs: {result['tokens_per_second']:.0f} tokens/s")
+    print(f"wrote {json_path} and {png_path} ({result['seconds']:.0f} s)")
+    return 0
+
+
+def _document(args: argparse.Namespace, plan: _Plan, result: dict[str, Any]) -> dict[str, Any]:
+    """ppl_matrix.json: the matrix, its definition and what it was computed from."""
     import lm_eval
 
-    doc = {
+    from .. import __version__, evaluation
+
+    neurons = plan.neurons
+    provenance = {
+        "model": plan.model_path,
+        "neurons": str(Path(args.neurons).resolve()),
+        "neurons_sha256": sha256_file(args.neurons),
+        "neurons_content_sha256": neurons.sha256(),
+        "detector": neurons.detector,
+        "neuron_counts": {lang: len(neurons.units(lang)) for lang in plan.langs},
+        "limit": args.limit,
+        "dtype": args.dtype,
+        "device": args.device,
+        "langneuron_eval_version": __version__,
+        "lm_eval_version": lm_eval.__version__,
+        "versions": versions(),
+        "seeds": evaluation.seeds_record(),
+    }
+    if plan.corpus is not None:
+        provenance["corpus"] = {s.lang: s.fingerprint() for s in plan.corpus}
+    return {
         "schema": "langneuron-eval/ppl-matrix",
         "schema_version": 1,
-        "languages": langs,
+        "languages": plan.langs,
         "rows": "deactivated language",
         "columns": "evaluated language (lang_ppl_<lang>)",
         "metric": args.metric,
@@ -174,27 +188,8 @@ def run(args: argparse.Namespace) -> int:
         "matrix": result["matrix"],
         "baseline": result["baseline"],
         "perplexity": result["perplexity"],
-        "provenance": {
-            "model": model_path,
-            "neurons": str(Path(args.neurons).resolve()),
-            "neurons_sha256": sha256_file(args.neurons),
-            "neurons_content_sha256": neurons.sha256(),
-            "detector": neurons.detector,
-            "neuron_counts": {lang: len(neurons.units(lang)) for lang in langs},
-            "limit": args.limit,
-            "dtype": args.dtype,
-            "device": args.device,
-            "langneuron_eval_version": __version__,
-            "lm_eval_version": lm_eval.__version__,
-            "versions": versions(),
-            "seeds": evaluation.seeds_record(),
-        },
+        "provenance": provenance,
     }
-    write_json(json_path, doc, force=args.force)
-    plot(png_path, langs, result["matrix"], args.metric, args.force)
-    _print_matrix(langs, result)
-    print(f"wrote {json_path} and {png_path} ({result['seconds']:.0f} s)")
-    return 0
 
 
 def _print_matrix(langs: list[str], result: dict[str, Any]) -> None:
@@ -202,4 +197,4 @@ def _print_matrix(langs: list[str], result: dict[str, Any]) -> None:
     print("baseline " + " ".join(f"{result['baseline'][c]:>{width}.4g}" for c in langs))
     print("deact\\eval" + "".join(f"{c:>{width + 1}}" for c in langs))
     for r, row in zip(langs, result["matrix"]):
-        print(f"{r:<10}" + "".join(f"{_cell(v):>{width + 1}}" for v in row))
+        print(f"{r:<10}" + "".join(f"{format_change(v):>{width + 1}}" for v in row))

@@ -14,12 +14,13 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..languages import DEMO_LANGUAGES
 from . import build, freeform, mathwords, qa, writer
 from .splits import SPLITS, rng
 
 __all__ = ["LANGUAGES", "SPLITS", "math_items", "parallel_pairs", "qa_items", "sentences", "write_corpus"]
 
-LANGUAGES = ("en", "de", "fr", "es", "zh", "ja")
+LANGUAGES = DEMO_LANGUAGES
 
 
 def _check(lang: str, split: str) -> None:

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-LANGS = ("en", "de", "fr", "es", "zh", "ja")
+from ..languages import DEMO_LANGUAGES
+
+LANGS = DEMO_LANGUAGES  # the column order of every lexicon table
 GENDER_INDEX = {"m": 0, "f": 1, "n": 2}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .entries import Entry, tagset
+from .entries import LANGS, Entry, tagset
 
 # id, gender, en, de, fr, es, zh, ja -- parallel frames map a person to a language-typical name.
 PERSONS = [
@@ -98,7 +98,7 @@ def _mf(spec: str) -> tuple[str, str]:
 def entries() -> list[Entry]:
     out: list[Entry] = []
     for pid, g, *names in PERSONS:
-        forms = {lang: {"": name, "g": g} for lang, name in zip(("en", "de", "fr", "es", "zh", "ja"), names)}
+        forms = {lang: {"": name, "g": g} for lang, name in zip(LANGS, names)}
         for lang, other in zip(("de", "fr", "es", "zh", "ja"), ("", "", "", *EN_NAME_IN[names[0]])):
             forms[lang]["en_name"] = other or names[0]  # the English name as written in this language
         out.append(Entry(pid, "person", tagset(f"person {g}"), forms))

@@ -7,7 +7,7 @@ Place specs: en ``"in the kitchen"`` (or ``"at school|to school"`` when "to" is 
 
 from __future__ import annotations
 
-from .entries import Entry, phrase, tagset
+from .entries import LANGS, Entry, phrase, tagset
 
 # id, tags (which frames may use the place), en, de, fr, es, zh, ja
 PLACES = [
@@ -152,7 +152,7 @@ def _place(pid: str, tags: str, en: str, de: str, fr: str, es: str, zh: str, ja:
 def entries() -> list[Entry]:
     out = [_place(*row) for row in PLACES]
     for cid, tags, *names in CITIES:
-        forms = {lang: {"": name} for lang, name in zip(("en", "de", "fr", "es", "zh", "ja"), names)}
+        forms = {lang: {"": name} for lang, name in zip(LANGS, names)}
         out.append(Entry(f"city_{cid}", "city", tagset("city " + tags), forms))
     for sid, en, de, fr, es, zh, ja in SPOTS:
         out.append(phrase(f"spot_{sid}", "spot", en=en, de=de, fr=fr, es=es, zh=zh, ja=ja))

@@ -7,7 +7,7 @@ the part before ``|`` is what a question about "when" takes as its answer.
 
 from __future__ import annotations
 
-from .entries import Entry, tagset
+from .entries import LANGS, Entry, tagset
 
 _DAYS = [  # en, de, fr, es, zh, ja
     ("Mondays", "montags", "le lundi", "los lunes", "每周一", "毎週月曜日|に"),
@@ -103,7 +103,7 @@ MINUTES = (10, 15, 20, 30, 40, 45, 50)
 
 def _time(tid: str, tags: str, texts: tuple[str, ...]) -> Entry:
     forms = {}
-    for lang, text in zip(("en", "de", "fr", "es", "zh", "ja"), texts):
+    for lang, text in zip(LANGS, texts):
         head, _, particle = text.partition("|")
         forms[lang] = {"": head + particle, "head": head}
     return Entry(f"t_{tid}", "time", tagset("time " + tags), forms)

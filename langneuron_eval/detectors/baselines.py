@@ -10,7 +10,7 @@
     language, among units with p > 0 (a language without tokens gets none); ties: lower flat index.
     This is "lowest entropy" replaced by "highest probability" and applied per language, so the sets
     are dominated by units that fire often for every language -- which is what the baseline is meant
-    to show. The paper's exact LAP rule is unverified (METHODS §1.5).
+    to show. The paper's exact LAP rule is not in its released code (docs/methods.md §5).
 """
 
 from __future__ import annotations

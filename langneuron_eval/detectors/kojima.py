@@ -1,13 +1,13 @@
 """Kojima et al. (NAACL 2024): units whose per-sentence mean activation best (or least) separates a language.
 
-Rule (docs/METHODS.md §2.2-2.3): for each language as positive and all other sentences as negative,
+Rule (docs/methods.md §3.1-3.3): for each language as positive and all other sentences as negative,
 AP_u = sklearn ``average_precision_score(y_true, sentence_means[:, u])`` -- no interpolation, tied
 scores form one threshold. The ``k_top`` units with the highest AP and the ``k_bottom`` with the
 lowest AP (among the rest) form the language's set (ties: lower index). The forcing value of every
 unit is the median of its sentence means over the language's sentences, which the runner stores as
 ``values[lang]["median"]``.
 
-Scope (METHODS §7.6): the units are the FFN units at the statistics' site, not the output channel of
+Scope (docs/methods.md §3.5): the units are the FFN units at the statistics' site, not the output channel of
 every ``nn.Linear`` as in the reference code; counts and results are therefore not comparable one to
 one with the paper's (2,000 of ~1.36M units there).
 
@@ -167,7 +167,7 @@ class KojimaAPDetector(Detector):
             "k_top": k_top, "k_bottom": k_bottom, "n_units": U, "n_sentences": S,
             "sentences_per_language": dict(zip(stats.languages, torch.bincount(stats.sentence_lang, minlength=K).tolist())),
             "unit_scope": "FFN units at the statistics' site only, not every nn.Linear output as in the "
-                          "reference code (METHODS §7.6)",
+                          "reference code (docs/methods.md §3.5)",
             "forcing_value": "values[lang]['median']: median of the unit's sentence means over the language's sentences",
             "units": detail,
         }

@@ -1,6 +1,6 @@
 """LAPE (Tang et al., ACL 2024): lowest entropy of the per-language activation probabilities.
 
-Rule (docs/METHODS.md §1.2, RUCAIBox identify.py):
+Rule (docs/methods.md §2; RUCAIBox identify.py):
 
 1. p[k, i, j] = positive_counts / n_tokens; p' = p / ||p||_1 over languages (0/0 -> 0);
    LAPE = -sum_k p'_k ln p'_k (0 ln 0 = 0).

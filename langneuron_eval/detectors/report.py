@@ -4,7 +4,7 @@ All quantities are plain dicts (written by ``neurons-report --json``) plus a tex
 
 Definitions:
 
-* overlap(A, B) = |A ∩ B| / |A| (METHODS §7.5; row language A, column language B; 0 for an empty A).
+* overlap(A, B) = |A ∩ B| / |A| (docs/methods.md §6.4; row language A, column language B; 0 for an empty A).
 * N of a unit = number of languages whose set contains it. A file from ``zhang`` carries the
   method's own N (over the selected units, in ``extra['appear']``) and general neurons (N = K over all
   units, ``extra['general']``); these are used when present, otherwise N is computed from the sets.
@@ -90,13 +90,27 @@ def summarize(nf: NeuronFile) -> dict[str, Any]:
     }
     if isinstance(nf.extra.get("appear"), list):
         out["detector_n_histogram"] = nf.extra["appear"]
+    if nf.fingerprint.segments:  # site linear_out: which linear module each unit is an output of
+        out["module_distribution"] = module_distribution(nf)
+    return out
+
+
+def module_distribution(nf: NeuronFile) -> dict[str, dict[str, int]]:
+    """Per language, units per linear module (site ``linear_out``), modules in the file's segment order."""
+    paths = [seg.path for seg in nf.fingerprint.segments or ()]
+    out = {}
+    for lang, units in nf.languages.items():
+        row = dict.fromkeys(paths, 0)
+        for _, unit in units:
+            row[nf.fingerprint.unit_name(unit)[0]] += 1
+        out[lang] = row
     return out
 
 
 def compare(a: NeuronFile, b: NeuronFile) -> dict[str, Any]:
     """How file ``b`` differs from ``a``: per-language overlap |A∩B|/|A| and changes of the class counts."""
     fa, fb = a.fingerprint, b.fingerprint
-    if (fa.num_layers, fa.intermediate_size) != (fb.num_layers, fb.intermediate_size):
+    if (fa.num_layers, fa.intermediate_size, fa.segments) != (fb.num_layers, fb.intermediate_size, fb.segments):
         raise LangNeuronError(f"cannot compare neuron files of different models: {fa.describe()} vs {fb.describe()}")
     common = [lang for lang in a.languages if lang in b.languages]
     if not common:
@@ -163,6 +177,11 @@ def render_summary(s: dict[str, Any], title: str) -> str:
     parts += ["", "units per layer:"]
     L = len(next(iter(s["layer_distribution"].values()), []))
     parts.append(table(["layer", *langs], [[i, *(s["layer_distribution"][x][i] for x in langs)] for i in range(L)]))
+    if "module_distribution" in s:
+        mods = s["module_distribution"]
+        paths = list(next(iter(mods.values()), {}))
+        parts += ["", "units per linear module (site linear_out):"]
+        parts.append(table(["module", *langs], [[p, *(mods[x][p] for x in langs)] for p in paths]))
     parts += ["", "overlap |row ∩ col| / |row|:"]
     parts.append(table(["", *langs], [[a, *(s["overlap"][a][b] for b in langs)] for a in langs]))
     parts += ["", "units by number of languages N:"]

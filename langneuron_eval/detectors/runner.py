@@ -54,5 +54,7 @@ def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[st
         "versions": made_by,
         "seed": param_dict.get("seed"),  # None: the detector draws no random numbers
     }
+    if stats.metadata.get("corpus"):  # what the statistics were recorded on: evaluation must not reuse it
+        provenance["stats_corpus"] = stats.metadata["corpus"]
     return NeuronFile(fingerprint=stats.fingerprint, detector=name_or_target, languages=result.languages,
                       params=param_dict, values=values, extra=result.extra, provenance=provenance)

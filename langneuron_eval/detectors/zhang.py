@@ -1,6 +1,6 @@
 """Zhang et al. (NJUNLP, AAAI 2026): entropy minus lambda * max probability, and the ternary classes.
 
-Rule (docs/METHODS.md §3.2-3.3, NJUNLP identify.py / autosweep.py):
+Rule (docs/methods.md §4; NJUNLP identify.py / autosweep.py):
 
 * score = H(p')/ln K - lambda * max_k p_k / c_K with c_K = (1/K) sum_{k=1..K} 1/k (``formulation="code"``),
   or H(p') - lambda * max_k p_k (``formulation="paper"``, Eq. 5); p' = p/sum(p), uniform if the sum is 0,
@@ -14,7 +14,7 @@ Rule (docs/METHODS.md §3.2-3.3, NJUNLP identify.py / autosweep.py):
   ``appear[10]``, this works for any K; and when lambda = hi already qualifies it is returned (the
   reference keeps bisecting and returns its last qualifying midpoint).
 * classes: specific (selected, N = 1), related (selected, 1 < N < K), general (N = K over **all**
-  neurons: an interpretation, §7.8; ``general_selected`` lists the selected ones, normally none).
+  neurons: our reading, docs/methods.md §4.2; ``general_selected`` lists the selected ones, normally none).
 """
 
 from __future__ import annotations

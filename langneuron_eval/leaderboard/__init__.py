@@ -1,0 +1,17 @@
+"""Leaderboard of lm-eval results: ranked views (``leaderboard.md``, one CSV each), the full
+configuration table (``leaderboard.csv``) and a static ``index.html``.
+
+Modules, each depending only on those above it: :mod:`.results` and :mod:`.sources` (reading inputs),
+:mod:`.model` (rows, tables, views), :mod:`.analysis` (what the views rank), :mod:`.views`,
+:mod:`.columns`, the renderers :mod:`.plots`, :mod:`.tables` and :mod:`.html`, and :mod:`.build`.
+Importing this package is cheap; matplotlib and torch are loaded only when a page is built.
+
+    from langneuron_eval.leaderboard import build_leaderboard
+    build_leaderboard(["results/"], "site/", ppl_matrices=["ppl_matrix.json"], neurons=["neurons.json"])
+"""
+
+from __future__ import annotations
+
+from .build import OUTPUT_NAMES, build_leaderboard, build_table, read_results
+
+__all__ = ["OUTPUT_NAMES", "build_leaderboard", "build_table", "read_results"]

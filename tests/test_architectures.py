@@ -1,0 +1,133 @@
+"""Every causal-LM type of the installed transformers either works end to end or is refused with one line.
+
+The slow part builds a tiny model of each of the ~200 types (``langneuron_eval.support_table``), and
+for each type that works recomputes the positive counts with plain forward hooks written here, one
+sentence at a time, and checks that leaving an intervention restores the logits bit for bit. The
+committed docs/architectures.md must be what this transformers version produces.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from langneuron_eval import support_table as st
+from langneuron_eval.interventions import Intervention, LanguageEdit
+
+DOCS = Path(__file__).parents[1] / "docs" / "architectures.md"
+# Dense decoder-only families users ask for; each must work (a regression in discovery shows up here by name).
+MUST_WORK = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "gemma3", "gpt2", "bloom",
+             "gpt_neox", "xglm", "olmo", "olmo2", "olmo3", "phi", "phi3", "granite", "cohere", "cohere2",
+             "smollm3", "exaone4", "apertus", "stablelm", "starcoder2", "falcon", "gptj", "opt", "mpt"]
+
+
+def plain_hook_counts(pipe: st.Pipeline) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positive counts [K, L, N] and token counts [K], one sentence at a time, with raw torch hooks."""
+    modules = [pipe.model.get_submodule(p) for p in pipe.sites.paths]
+    K, L, N = len(pipe.corpus), len(modules), pipe.sites.intermediate_size
+    positive, n_tokens = torch.zeros(K, L, N, dtype=torch.int64), torch.zeros(K, dtype=torch.int64)
+    for k, texts in enumerate(pipe.corpus.values()):
+        for text in texts:
+            enc = pipe.tokenizer(text, return_tensors="pt", return_special_tokens_mask=True)
+            keep = enc.pop("special_tokens_mask")[0] == 0  # [pos]: the recorder counts text tokens only
+            seen = {}
+            if pipe.sites.site == "down_in":  # the down projection's input
+                hooks = [m.register_forward_pre_hook(lambda _m, args, i=i, seen=seen: seen.__setitem__(i, args[0]))
+                         for i, m in enumerate(modules)]
+            else:  # the activation module's output
+                hooks = [m.register_forward_hook(lambda _m, _a, out, i=i, seen=seen: seen.__setitem__(i, out))
+                         for i, m in enumerate(modules)]
+            try:
+                with torch.no_grad():
+                    pipe.model(**enc)
+            finally:
+                for h in hooks:
+                    h.remove()
+            n_tokens[k] += int(keep.sum())
+            for i in range(L):
+                rows = seen[i].reshape(-1, N)  # [pos, N] (OPT hands its MLP [batch*pos, N])
+                positive[k, i] += (rows[keep] > 0).sum(0)  # [counted pos, N] -> [N]
+    return positive, n_tokens
+
+
+def restores_logits(pipe: st.Pipeline) -> bool:
+    enc = pipe.tokenizer(["Guten Morgen", "早上好"], return_tensors="pt", padding=True)
+    edits = [LanguageEdit("deactivate", "de"), LanguageEdit("activate", "zh", 2.0)]
+    with torch.no_grad():
+        before = pipe.model(**enc).logits
+        with Intervention(pipe.model, pipe.neurons, edits):
+            pipe.model(**enc)
+        return torch.equal(pipe.model(**enc).logits, before)
+
+
+def run_checks(types=None):
+    """(checks, {type: problem} for types whose counts or restore disagree, types inspected)."""
+    problems, inspected = {}, []
+
+    def inspect(pipe: st.Pipeline) -> None:
+        inspected.append(pipe.model_type)
+        positive, n_tokens = plain_hook_counts(pipe)
+        if not torch.equal(pipe.stats.n_tokens, n_tokens):
+            problems[pipe.model_type] = "token counts differ"
+        elif not torch.equal(pipe.stats.positive_counts, positive):
+            problems[pipe.model_type] = "positive counts differ"
+        elif not restores_logits(pipe):
+            problems[pipe.model_type] = "logits not restored"
+
+    return st.check_all(types, inspect), problems, inspected
+
+
+def test_a_few_layouts_quickly():
+    if "lfm2" not in st.causal_lm_types():
+        pytest.skip(f"transformers {transformers.__version__} has no lfm2 (a function-call activation)")
+    checks, problems, inspected = run_checks(["llama", "gpt2", "mixtral", "lfm2"])
+    by = {c.model_type: c for c in checks}
+    assert problems == {}
+    assert sorted(inspected) == ["gpt2", "lfm2", "llama"]
+    assert by["llama"].status == st.WORKS and by["llama"].sites["act_out"] == "model.layers.{layer}.mlp.act_fn"
+    assert by["lfm2"].status == st.WORKS and by["lfm2"].sites["act_out"].startswith("refused")  # down_in only
+    assert by["mixtral"].status == st.REFUSED and "mixture-of-experts" in by["mixtral"].reason
+    text = st.render_markdown(checks)
+    assert "**works: 3**" in text and "| mixtral | MixtralForCausalLM |" in text
+
+
+@pytest.fixture(scope="module")
+def all_types():
+    return run_checks()
+
+
+@pytest.mark.slow
+def test_no_type_crashes(all_types):
+    checks, _, _ = all_types
+    assert [(c.model_type, c.reason) for c in checks if c.status == st.FAILS] == []
+    assert len(checks) == len(st.causal_lm_types())
+
+
+@pytest.mark.slow
+def test_every_working_type_counts_like_plain_hooks_and_restores(all_types):
+    checks, problems, inspected = all_types
+    assert problems == {}
+    assert sorted(inspected) == sorted(c.model_type for c in checks if c.status == st.WORKS)
+
+
+@pytest.mark.slow
+def test_dense_families_work_and_refusals_are_one_line(all_types):
+    checks, _, _ = all_types
+    by = {c.model_type: c for c in checks}
+    present = [t for t in MUST_WORK if t in by]  # an older transformers may lack the newest families
+    assert {t: by[t].status for t in present} == {t: st.WORKS for t in present}
+    for c in checks:
+        if c.status in (st.REFUSED, st.NOT_TESTABLE):
+            assert c.reason and "\n" not in c.reason
+
+
+@pytest.mark.slow
+def test_committed_table_is_what_this_transformers_produces(all_types):
+    checks, _, _ = all_types
+    committed = DOCS.read_text(encoding="utf-8")
+    if f"transformers {transformers.__version__}:" not in committed:
+        pytest.skip(f"docs/architectures.md was generated with another transformers version than "
+                    f"{transformers.__version__}; regenerate it with python -m langneuron_eval.support_table")
+    assert st.render_markdown(checks) == committed, (
+        "docs/architectures.md is stale: python -m langneuron_eval.support_table --out docs/architectures.md")
