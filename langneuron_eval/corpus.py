@@ -22,12 +22,12 @@ from pathlib import Path
 from .errors import LangNeuronError
 from .fileio import sha256_file
 
-_LANG = re.compile(r"^[a-z]{2,3}([_-][A-Za-z0-9]+)*$")
+LANG_CODE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]+)*$")  # the shape of a language code, known or not
 _HF = re.compile(r"^hf:(?P<ds>[^:@#]+)(:(?P<cfg>[^@#]+))?(@(?P<split>[^#]+))?(#(?P<col>.+))?$")
 
 
 def check_lang(code: str) -> str:
-    if not _LANG.match(code):
+    if not LANG_CODE.match(code):
         raise LangNeuronError(
             f"invalid language code {code!r}; use ISO 639 codes such as en, de, zh (optionally with a script/region suffix)")
     return code
@@ -120,7 +120,7 @@ def _file_source(lang: str, path: Path) -> CorpusSource:
 def _scan_dir(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.suffix in (".txt", ".jsonl") and _LANG.match(p.stem):
+        if p.suffix in (".txt", ".jsonl") and LANG_CODE.match(p.stem):
             if p.stem in found:
                 raise LangNeuronError(f"{folder} has both {found[p.stem].name} and {p.name}; keep one per language")
             found[p.stem] = p

@@ -89,6 +89,18 @@ def check_model_path(path: str, gguf_file: str | None = None) -> None:
         raise LangNeuronError(f"model directory not found: {path}")
 
 
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?|\d+)$")
+
+
+def check_device_map(device_map: str | None) -> str | None:
+    """One line for a ``--device-map`` Accelerate would reject, before any model file is read."""
+    if device_map is None or device_map in DEVICE_MAPS or _DEVICE.match(device_map):
+        return device_map
+    raise LangNeuronError(f"invalid device map {device_map!r}; use one of {', '.join(DEVICE_MAPS)} "
+                          "or a device name (cpu, cuda, cuda:0)")
+
+
 def load_model(path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",
                revision: str | None = None, trust_remote_code: bool = False, gguf_file: str | None = None,
                device_map: str | None = None):
@@ -107,7 +119,7 @@ def load_model(path: str | os.PathLike, dtype: str = "float32", device: str = "c
     check_model_path(path, gguf_file)
     folder, name = split_gguf(path, gguf_file)
     extra: dict[str, Any] = {"gguf_file": name} if name else {}
-    if device_map:
+    if check_device_map(device_map):
         extra["device_map"] = device_map
     try:
         tok = AutoTokenizer.from_pretrained(folder, revision=revision, trust_remote_code=trust_remote_code, **extra)

@@ -67,6 +67,8 @@ def files(tmp_path, tiny_model_dir, tiny_corpus_dir):
 
 CASES = {
     # command: record
+    "record/bad device map": (["record", "--model", "{model}", "--corpus", "{corpus}", "--device-map", "bogus",
+                               "--out", "{dir}/o.st"], "invalid device map"),
     "record/missing model": (["record", "--model", "{dir}/nope", "--corpus", "{corpus}", "--out", "{dir}/o.st"],
                              "model directory not found"),
     "record/empty corpus file": (["record", "--model", "{model}", "--corpus", "{dir}/empty_corpus", "--out",

@@ -116,13 +116,14 @@ def _sources(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import LangNeuronError
-    from ..modeling import default_model_path, load_model
+    from ..modeling import check_device_map, default_model_path, load_model
     from ..recorder import RecordConfig, record
 
     rank, world, device = _init_distributed(args.device)
     if args.device_map and world > 1:
         raise LangNeuronError("--device-map spreads one model over the devices; it cannot be combined with "
                               "torchrun / accelerate launch, which run one model per process")
+    check_device_map(args.device_map)
     check_writable(args.out, args.force)  # fail before loading a model
     template = _module_template(args)
     sources = _sources(args)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from langneuron_eval.comparison import difference
+from langneuron_eval.corpus import LANG_CODE
 
 from . import analysis
 from .analysis import Detector, Selectivity, Steering
@@ -28,7 +29,6 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "belebele_hub": ("acc",), "xcopa_hub": ("acc",),
 }
 LOWER_IS_BETTER = {"byte_perplexity", "word_perplexity", "bits_per_byte"}
-_LANG = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def steering_view(table: Table, dets: list[Detector]) -> View:
 def task_language(task: str) -> tuple[str, str] | None:
     """``(family, language)`` of a per-language task such as ``xqa_de`` or ``lang_mt_hub_zh``."""
     for family in FAMILIES:
-        if task.startswith(family + "_") and _LANG.match(task[len(family) + 1:]):
+        if task.startswith(family + "_") and LANG_CODE.match(task[len(family) + 1:]):
             return family, task[len(family) + 1:]
     return None
 
