@@ -19,11 +19,11 @@ from functools import partial
 
 import torch
 
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors.kojima import KojimaAPDetector
 from langneuron_eval.detectors.lape import LapeDetector
 from langneuron_eval.detectors.zhang import ZhangDetector
-from langneuron_eval.sites import ModelFingerprint
-from langneuron_eval.stats import ActivationStats
 
 
 def random_stats(K: int, L: int, N: int, S: int = 0, seed: int = 0) -> ActivationStats:

@@ -33,8 +33,8 @@ from langneuron_eval.languages import DEMO_LANGUAGES as LANGS  # noqa: E402  (af
 
 
 def build(workdir: Path, hidden: int, intermediate: int, layers: int) -> tuple[Path, Path]:
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
     from langneuron_eval.testing import make_tiny_model
 
     model_dir = workdir / "model"
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
 
-    from langneuron_eval import evaluation
-    from langneuron_eval.lm_model import LangNeuronLM
+    from langneuron_eval.lmeval import evaluation
+    from langneuron_eval.lmeval.model import LangNeuronLM
 
     with tempfile.TemporaryDirectory(prefix="ln-bench-") as tmp:
         model_dir, neurons = build(Path(tmp), hidden, intermediate, layers)

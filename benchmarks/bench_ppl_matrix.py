@@ -6,7 +6,7 @@ alternating order:
 
 * **before**: the loop ``ppl-matrix`` ran until now: every pass a fresh ``simple_evaluate`` by task name, with the
   bootstrapped stderr of every perplexity (1000 resamples), lm-eval's environment report and git probe;
-* **after**: :func:`langneuron_eval.measurements.ppl_change_matrix` without saved results: tasks loaded once and
+* **after**: :func:`langneuron_eval.pipelines.measurements.ppl_change_matrix` without saved results: tasks loaded once and
   reused, no bootstrap, no environment report.
 
 It prints each way's wall time, the share spent inside the model's forward (``_model_call``), tokens per second,
@@ -38,8 +38,8 @@ def random_neurons(model_dir: str, langs: list[str], path: Path, per_lang: int =
     """A neuron file with ``per_lang`` random FFN units per language for the model in ``model_dir``."""
     from transformers import AutoConfig
 
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
 
     cfg = AutoConfig.from_pretrained(model_dir)
     layers, width = cfg.num_hidden_layers, cfg.intermediate_size
@@ -52,7 +52,7 @@ def random_neurons(model_dir: str, langs: list[str], path: Path, per_lang: int =
 
 def before(lm: Any, langs: list[str], limit: int, tm: Any) -> list[list[float]]:
     """The earlier loop: one ``evaluate`` by task name per pass, lm-eval's defaults otherwise."""
-    from langneuron_eval import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     tasks = [f"lang_ppl_{lang}" for lang in langs]
 
@@ -71,7 +71,7 @@ def before(lm: Any, langs: list[str], limit: int, tm: Any) -> list[list[float]]:
 
 
 def after(lm: Any, langs: list[str], limit: int, tm: Any) -> list[list[float]]:
-    from langneuron_eval.measurements import ppl_change_matrix
+    from langneuron_eval.pipelines.measurements import ppl_change_matrix
 
     res = ppl_change_matrix(lm, langs, limit=limit, task_manager=tm)
     TOKENS[0] = res["tokens"]
@@ -90,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_intervention_overhead import _model_share  # this folder is on sys.path when run as a script
 
-    from langneuron_eval import demo_assets, evaluation
+    from langneuron_eval.core import demo_assets
     from langneuron_eval.languages import DEMO_LANGUAGES
-    from langneuron_eval.progress import quiet_lm_eval
+    from langneuron_eval.lmeval import evaluation
+    from langneuron_eval.pipelines.progress import quiet_lm_eval
 
     langs = args.langs.split(",") if args.langs else list(DEMO_LANGUAGES)
     model = args.model or str(demo_assets.base_model_path())

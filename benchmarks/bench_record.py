@@ -59,8 +59,8 @@ def corpus(n: int) -> list[str]:
 
 
 def time_ratio(sentences: int, repeats: int, batch_size: int = 8) -> dict:
-    from langneuron_eval.corpus import CorpusSource
-    from langneuron_eval.recorder import RecordConfig, record
+    from langneuron_eval.core.corpus import CorpusSource
+    from langneuron_eval.core.recorder import RecordConfig, record
 
     model, tok = build_model(), _Tok()
     texts = corpus(sentences)
@@ -107,8 +107,8 @@ def time_ratio(sentences: int, repeats: int, batch_size: int = 8) -> dict:
 
 def record_only(sentences: int) -> None:
     """Only the recorder over a corpus file (nothing else that grows with the corpus is kept)."""
-    from langneuron_eval.corpus import CorpusSource
-    from langneuron_eval.recorder import RecordConfig, record
+    from langneuron_eval.core.corpus import CorpusSource
+    from langneuron_eval.core.recorder import RecordConfig, record
 
     model, tok = build_model(), _Tok()
     with tempfile.TemporaryDirectory() as d:

@@ -5,7 +5,7 @@ logits), so on a model whose output layer is a large share of the work it costs 
 pass. This script times, in one run and interleaved, over identical padded batches:
 
 * plain: ``model(input_ids=..., attention_mask=...)`` under ``torch.inference_mode`` (logits built);
-* record: ``langneuron_eval.recorder.record`` over the same texts (tokenising, hooks and counters included);
+* record: ``langneuron_eval.core.recorder.record`` over the same texts (tokenising, hooks and counters included);
 
 and prints record / plain for each shape: the ratio of the fastest runs, the median of the paired
 ratios (each record run over the plain run just before it) and the ratio of the smallest process CPU times
@@ -103,8 +103,8 @@ def padded_batches(tok, lines: list[str], batch_size: int) -> list[tuple[torch.T
 
 
 def measure(shape: str, sentences: int, repeats: int, batch_size: int, llama_layers: int) -> dict:
-    from langneuron_eval.corpus import CorpusSource
-    from langneuron_eval.recorder import RecordConfig, record
+    from langneuron_eval.core.corpus import CorpusSource
+    from langneuron_eval.core.recorder import RecordConfig, record
 
     model, tok = build(shape, llama_layers), StandInTokenizer()
     lines = texts(sentences)

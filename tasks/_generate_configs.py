@@ -7,7 +7,7 @@ Usage (the generated files are committed; a test fails when they are stale)::
 
 Each generated YAML includes its family template (``../_<family>_yaml``) and sets only what
 differs per language: the task name and the ``dataset_kwargs`` passed to the data loader in
-``utils.py``. Prompts live in the templates and equal ``langneuron_eval.prompts`` (what the demo
+``utils.py``. Prompts live in the templates and equal ``langneuron_eval.lmeval.prompts`` (what the demo
 model is trained on; a test checks it). Which languages get which family is data: see
 ``langneuron_eval/languages.py``.
 """
@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from langneuron_eval import languages, upstream
+from langneuron_eval import languages
+from langneuron_eval.lmeval import public_benchmarks as upstream
 
 HERE = Path(__file__).resolve().parent
 # Languages are data (langneuron_eval/data/languages.tsv): the demo set has shipped text for every

@@ -4,7 +4,7 @@ lm-eval loads this file by its path: the task templates next to it (``_<family>_
 ``!function utils.<name>``, which lm-eval resolves relative to the YAML file that contains the tag,
 so the same files work from a source checkout (``tasks/``) and installed (``langneuron_eval/tasks``).
 The generated per-language YAMLs in the family folders include a template with ``include:
-../_<family>_yaml``. Metric logic lives in :mod:`langneuron_eval.metrics` (unit-tested there).
+../_<family>_yaml``. Metric logic lives in :mod:`langneuron_eval.lmeval.metrics` (unit-tested there).
 
 Loaders are lm-eval ``custom_dataset`` functions. lm-eval calls them as
 ``f(**task_metadata, **dataset_kwargs)`` and the task metadata contains every ``--model_args`` key
@@ -13,7 +13,7 @@ with a model argument, and the ``**_`` catch-all. Shipped data comes from
 :mod:`langneuron_eval.demo_corpus` (split ``eval``, held out from the ``train``/``detect`` splits
 that neuron detection uses); the ``*_hub`` loaders download public benchmarks with ``datasets``, or
 read a local copy in the benchmark's own format when metadata ``data_dir`` is given (the readers and
-the Hub-row mapping live in :mod:`langneuron_eval.upstream`; docs/benchmarks.md).
+the Hub-row mapping live in :mod:`langneuron_eval.lmeval.public_benchmarks`; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Any
 from lm_eval.api.metrics import mean
 from lm_eval.api.task import ConfigurableTask
 
-from langneuron_eval import languages, lid, metrics
+from langneuron_eval import languages, lid
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.lmeval import metrics
 
 # Language-neutral prompts of lang_steer_prompted_<lang> (no words, so they favour no language).
 NEUTRAL_PROMPTS = ("1.", "-", "*", '"', "(", "#", ">", "[", ":", "...")
@@ -71,7 +72,7 @@ def _user_texts(lang: str, spec: str | Sequence[str]) -> list[str]:
 
     The spec may name the language by any alias (``vie.txt``, ``zh-Hans=...``); an exact match wins.
     """
-    from langneuron_eval.corpus import resolve_corpus, split_specs
+    from langneuron_eval.core.corpus import resolve_corpus, split_specs
 
     sources = resolve_corpus(split_specs(spec))
     match = [s for s in sources if s.lang == lang] or [s for s in sources if _known(s.lang, lid_only=False) == lang]
@@ -143,7 +144,7 @@ def _neuron_languages(path: str, version: tuple[int, int] | None) -> tuple[str, 
 
     ``version`` (modification time, size) only keys the cache, so a rewritten file is read again.
     """
-    from langneuron_eval.neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
 
     return tuple(NeuronFile.load(path).languages)
 
@@ -182,8 +183,8 @@ def load_xqa(corpus_lang: str, corpus_split: str = "eval", corpus_cross_lingual:
 
 def load_xqa_hub(corpus_lang: str, corpus_name: str | None = None, corpus_path: str = "google/xquad",
                  corpus_split: str = "validation", data_dir: str | None = None, **_: Any) -> Any:
-    """XQuAD from the Hub or, with metadata ``data_dir``, its xquad.<lang>.json (langneuron_eval.upstream)."""
-    from langneuron_eval import upstream
+    """XQuAD from the Hub or, with metadata ``data_dir``, its xquad.<lang>.json (langneuron_eval.lmeval.public_benchmarks)."""
+    from langneuron_eval.lmeval import public_benchmarks as upstream
 
     return _dataset(upstream.xquad(corpus_lang, corpus_name or corpus_lang, data_dir, corpus_path, corpus_split))
 
@@ -204,7 +205,7 @@ def load_xmath(corpus_lang: str, corpus_split: str = "eval", **_: Any) -> Any:
 def load_xmath_hub(corpus_lang: str, corpus_path: str = "juletxara/mgsm", corpus_name: str | None = None,
                    corpus_split: str = "test", data_dir: str | None = None, **_: Any) -> Any:
     """MGSM (250 test questions per language) from the Hub or, with metadata ``data_dir``, its mgsm_<lang>.tsv."""
-    from langneuron_eval import upstream
+    from langneuron_eval.lmeval import public_benchmarks as upstream
 
     return _dataset(upstream.mgsm(corpus_lang, corpus_name or corpus_lang, data_dir, corpus_path, corpus_split))
 
@@ -228,7 +229,7 @@ def load_mt_hub(corpus_lang: str, corpus_name: str, corpus_path: str = "openlang
                 corpus_src: str = "eng_Latn", corpus_split: str = "devtest", data_dir: str | None = None,
                 **_: Any) -> Any:
     """FLORES+ English -> ``corpus_name`` pairs aligned by ``id``, from the Hub (gated: log in first) or ``data_dir``."""
-    from langneuron_eval import upstream
+    from langneuron_eval.lmeval import public_benchmarks as upstream
 
     return _dataset(upstream.flores(corpus_lang, corpus_name, corpus_src, data_dir, corpus_path, corpus_split))
 
@@ -253,7 +254,7 @@ def agg_chrf(items: list[tuple[str, str, str]]) -> float:
 def load_belebele_hub(corpus_lang: str, corpus_name: str, corpus_path: str = "facebook/belebele",
                       corpus_split: str = "test", data_dir: str | None = None, **_: Any) -> Any:
     """Belebele (900 questions) from the Hub or, with metadata ``data_dir``, its <flores_code>.jsonl."""
-    from langneuron_eval import upstream
+    from langneuron_eval.lmeval import public_benchmarks as upstream
 
     return _dataset(upstream.belebele(corpus_lang, corpus_name, data_dir, corpus_path, corpus_split))
 
@@ -261,6 +262,6 @@ def load_belebele_hub(corpus_lang: str, corpus_name: str, corpus_path: str = "fa
 def load_xcopa_hub(corpus_lang: str, corpus_name: str | None = None, corpus_path: str = "cambridgeltl/xcopa",
                    corpus_split: str = "test", data_dir: str | None = None, **_: Any) -> Any:
     """XCOPA (500 test items) from the Hub or, with metadata ``data_dir``, its data/<lang>/test.<lang>.jsonl."""
-    from langneuron_eval import upstream
+    from langneuron_eval.lmeval import public_benchmarks as upstream
 
     return _dataset(upstream.xcopa(corpus_lang, corpus_name or corpus_lang, data_dir, corpus_path, corpus_split))

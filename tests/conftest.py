@@ -61,14 +61,14 @@ def save_like_output_path():
 # checkpoint is on disk: an interruption at a known point instead of a kill timed by sleeping.
 _DIE_AFTER_CHECKPOINT = """
 import os, sys
-from langneuron_eval import recorder
-save, saves = recorder._Checkpoint.save, [0]
+from langneuron_eval.core import checkpoints
+save, saves = checkpoints.Checkpoint.save, [0]
 def save_then_die(self, *args, **kwargs):
     save(self, *args, **kwargs)
     saves[0] += 1
     if saves[0] == int(os.environ["LANGNEURON_TEST_DIE_AFTER"]):
         os._exit(137)
-recorder._Checkpoint.save = save_then_die
+checkpoints.Checkpoint.save = save_then_die
 from langneuron_eval.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """

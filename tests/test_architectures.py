@@ -1,6 +1,6 @@
 """Every causal-LM type of the installed transformers either works end to end or is refused with one line.
 
-The slow part builds a tiny model of each of the ~200 types (``langneuron_eval.support_table``), and
+The slow part builds a tiny model of each of the ~200 types (``langneuron_eval.pipelines.support_table``), and
 for each type that works recomputes the positive counts with plain forward hooks written here, one
 sentence at a time, and checks that leaving an intervention restores the logits bit for bit. The
 committed docs/architectures.md must be what this transformers version produces.
@@ -12,8 +12,8 @@ import pytest
 import torch
 import transformers
 
-from langneuron_eval import support_table as st
-from langneuron_eval.interventions import Intervention, LanguageEdit
+from langneuron_eval.core.interventions import Intervention, LanguageEdit
+from langneuron_eval.pipelines import support_table as st
 
 DOCS = Path(__file__).parents[1] / "docs" / "architectures.md"
 # Dense decoder-only families users ask for; each must work (a regression in discovery shows up here by name).
@@ -128,6 +128,6 @@ def test_committed_table_is_what_this_transformers_produces(all_types):
     committed = DOCS.read_text(encoding="utf-8")
     if f"transformers {transformers.__version__}:" not in committed:
         pytest.skip(f"docs/architectures.md was generated with another transformers version than "
-                    f"{transformers.__version__}; regenerate it with python -m langneuron_eval.support_table")
+                    f"{transformers.__version__}; regenerate it with python -m langneuron_eval.pipelines.support_table")
     assert st.render_markdown(checks) == committed, (
-        "docs/architectures.md is stale: python -m langneuron_eval.support_table --out docs/architectures.md")
+        "docs/architectures.md is stale: python -m langneuron_eval.pipelines.support_table --out docs/architectures.md")

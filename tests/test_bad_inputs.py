@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.sites import ModelFingerprint
-from langneuron_eval.stats import ActivationStats
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.stats import ActivationStats
 
 FP = ModelFingerprint("llama", 2, 48, "act_out")
 
@@ -27,7 +27,7 @@ def _tampered_stats(good, path, name, value):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from langneuron_eval.stats import content_hash
+    from langneuron_eval.core.stats import content_hash
 
     with safe_open(str(good), framework="pt") as f:
         header = json.loads(f.metadata()["langneuron"])
@@ -217,7 +217,7 @@ def test_bad_model_args_are_one_line(files, case):
     from lm_eval.api.registry import get_model
 
     from langneuron_eval.errors import LangNeuronError
-    from langneuron_eval.lmeval_plugin import register_model
+    from langneuron_eval.lmeval.plugin import register_model
 
     register_model()
     arg_string, fragment = MODEL_ARGS_CASES[case]
@@ -288,7 +288,7 @@ def test_unreadable_file_is_one_line(files, locked, case):
     if argv is None:  # the lm-eval model, through lm-eval's argument-string parser
         code = ("import sys\nfrom lm_eval.api.registry import get_model\n"
                 "from langneuron_eval.errors import LangNeuronError\n"
-                "from langneuron_eval.lmeval_plugin import register_model\nregister_model()\n"
+                "from langneuron_eval.lmeval.plugin import register_model\nregister_model()\n"
                 "try:\n    get_model('langneuron').create_from_arg_string(sys.argv[1], {'device': 'cpu'})\n"
                 "except LangNeuronError as e:\n    print(f'lm_eval: error: {e}', file=sys.stderr)\n    sys.exit(2)\n")
         cmd = [sys.executable, "-c", code,

@@ -73,8 +73,8 @@ def selftest(dom: str) -> dict[str, Any]:
 def site(tmp_path_factory) -> dict[str, Any]:
     """A leaderboard with three figures (heatmap, layer distribution, steering) and hostile model names."""
     from langneuron_eval.cli.main import main
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
 
     tmp = tmp_path_factory.mktemp("browser")
     root = tmp / "results"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from langneuron_eval.stats import ActivationStats
+from langneuron_eval.core.stats import ActivationStats
 
 
 def test_record_writes_stats_matching_in_process_record(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path):
@@ -120,7 +120,7 @@ def test_ctrl_c_names_the_kept_checkpoint_and_resume_finishes_the_same_file(run_
                                                                            monkeypatch):
     """Ctrl-C (raised here from the corpus reader after 250 texts, so without a timing race) keeps OUT.partial,
     says so, and --resume then writes the file an uninterrupted run writes."""
-    from langneuron_eval.corpus import CorpusSource
+    from langneuron_eval.core.corpus import CorpusSource
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -150,7 +150,7 @@ def test_ctrl_c_names_the_kept_checkpoint_and_resume_finishes_the_same_file(run_
 
 def test_ctrl_c_before_any_checkpoint_leaves_nothing(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path,
                                                                monkeypatch):
-    from langneuron_eval.corpus import CorpusSource
+    from langneuron_eval.core.corpus import CorpusSource
 
     def interrupted(self):
         raise KeyboardInterrupt

@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from langneuron_eval import demo_assets
+from langneuron_eval.core import demo_assets
+from langneuron_eval.core.modeling import load_model
 from langneuron_eval.demo_corpus import sentences
 from langneuron_eval.languages import DEMO_LANGUAGES as LANGUAGES
-from langneuron_eval.modeling import load_model
 
 
 def _perplexity(model, tok, texts):

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors import run_detector
 from langneuron_eval.detectors.base import DetectionResult, as_detector
 from langneuron_eval.detectors.kojima import KojimaAPDetector, average_precision
@@ -25,8 +27,6 @@ from langneuron_eval.detectors.lape import LapeDetector
 from langneuron_eval.detectors.registry import get_detector
 from langneuron_eval.detectors.zhang import ZhangDetector
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.sites import ModelFingerprint
-from langneuron_eval.stats import ActivationStats
 
 LANGS = ["en", "de", "fr", "zh", "ja", "ko", "ru", "es", "it", "pt", "ar", "hi"]
 

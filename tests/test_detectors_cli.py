@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors import registry as reg
 from langneuron_eval.detectors.base import DetectionResult, Detector
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.sites import ModelFingerprint
-from langneuron_eval.stats import ActivationStats
 
 FIXTURE = Path(__file__).parent / "third_party_detector"
 FP = ModelFingerprint("llama", 2, 48, "act_out")

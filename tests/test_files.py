@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.sites import ModelFingerprint
-from langneuron_eval.stats import ActivationStats
 
 FP = ModelFingerprint("llama", 2, 48, "act_out")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from langneuron_eval.core.modeling import load_model, non_text_token_ids, saveable_copy
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.modeling import load_model, non_text_token_ids, saveable_copy
 from langneuron_eval.testing import make_tiny_model
 
 gguf = pytest.importorskip("gguf", reason="the gguf package is not installed: pip install 'langneuron-eval[gguf]'")
@@ -119,7 +119,7 @@ def test_gguf_file_loads_with_its_own_tokenizer(tiny_gguf):
 
 def test_record_and_ppl_matrix_commands_take_a_gguf_file(tiny_gguf, tiny_corpus_dir, tmp_path, run_cli):
     path, hf_dir = tiny_gguf
-    from langneuron_eval.stats import ActivationStats
+    from langneuron_eval.core.stats import ActivationStats
 
     for name, model in (("gguf", path), ("hf", hf_dir)):
         rc, _, err = run_cli("record", "--model", model, "--corpus", tiny_corpus_dir, "--langs", "en,de,zh",
@@ -140,7 +140,7 @@ def test_record_and_ppl_matrix_commands_take_a_gguf_file(tiny_gguf, tiny_corpus_
 
 
 def test_lm_eval_model_args_gguf_file_match_the_directory(tiny_gguf):
-    from langneuron_eval.lm_model import LangNeuronLM
+    from langneuron_eval.lmeval.model import LangNeuronLM
 
     path, hf_dir = tiny_gguf
     reqs_text = [("The weather", " is nice"), ("今天", "天气很好")]
@@ -158,7 +158,7 @@ def test_lm_eval_model_args_gguf_file_match_the_directory(tiny_gguf):
 def test_generation_never_samples_a_non_text_token(tiny_gguf):
     from lm_eval.api.instance import Instance
 
-    from langneuron_eval.lm_model import LangNeuronLM
+    from langneuron_eval.lmeval.model import LangNeuronLM
 
     path, _ = tiny_gguf
     kwargs = {"until": [], "do_sample": True, "temperature": 1.0, "max_gen_toks": 8}
@@ -192,7 +192,7 @@ def test_missing_gguf_file_is_one_line(tmp_path, run_cli):
 
 
 def test_missing_gguf_package_names_the_install(tiny_gguf, monkeypatch):
-    from langneuron_eval.modeling import check_model_path
+    from langneuron_eval.core.modeling import check_model_path
 
     monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf now raises ImportError
     with pytest.raises(LangNeuronError, match=r"pip install 'langneuron-eval\[gguf\]'"):
@@ -215,7 +215,7 @@ def test_real_gemma3_gguf_package(tmp_path):
 
 
 def test_lm_eval_missing_gguf_file_is_refused_before_loading(tmp_path):
-    from langneuron_eval.lm_model import LangNeuronLM
+    from langneuron_eval.lmeval.model import LangNeuronLM
 
     with pytest.raises(LangNeuronError, match="GGUF file not found"):
         LangNeuronLM(pretrained=str(tmp_path), gguf_file="nope.gguf", device="cpu")

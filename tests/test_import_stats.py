@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from langneuron_eval.core.import_stats import ImportConfig, find_reference_files, import_reference
+from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.import_stats import ImportConfig, find_reference_files, import_reference
-from langneuron_eval.stats import ActivationStats
 
 L, N = 2, 48  # the shape of the tiny llama fixture
 

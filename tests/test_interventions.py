@@ -3,11 +3,12 @@
 import pytest
 import torch
 
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.hooks import hook_sites
+from langneuron_eval.core.interventions import Intervention, LanguageEdit, edits_from_args
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.sites import resolve_sites
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.hooks import hook_sites
-from langneuron_eval.interventions import Intervention, LanguageEdit, edits_from_args
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.sites import ModelFingerprint, resolve_sites
 from langneuron_eval.testing import make_tiny_model
 
 
@@ -253,9 +254,9 @@ def test_value_p50_is_the_median_and_unknown_percentiles_name_the_available_ones
 
 def test_value_pnn_end_to_end_from_recorded_statistics(model_tok, tiny_corpus_dir):
     """record --sentence-means -> detect -> activate with value=p50 / p90: the values the neuron file holds."""
-    from langneuron_eval.corpus import resolve_corpus
+    from langneuron_eval.core.corpus import resolve_corpus
+    from langneuron_eval.core.recorder import RecordConfig, record
     from langneuron_eval.detectors.runner import run_detector
-    from langneuron_eval.recorder import RecordConfig, record
 
     model, tok = model_tok
     stats = record(model, tok, resolve_corpus([str(tiny_corpus_dir)]), RecordConfig(sentence_means=True),

@@ -178,8 +178,8 @@ XQA_F1 = {"base": {"de": (0.004, 0.003), "zh": (0.0, 0.0)}, "aligned": {"de": (0
 
 def demo_neuron_files(folder: Path) -> dict[str, Path]:
     """lape, kojima_ap, zhang and random neuron files over the six languages, saved as `detect` would."""
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
 
     fp = ModelFingerprint("llama", 4, 768, "act_out")
     sizes = {"lape": 4, "kojima_ap": 6, "zhang": 1, "random": 4}
@@ -194,7 +194,7 @@ def demo_neuron_files(folder: Path) -> dict[str, Path]:
 def demo_doc(scores: dict[str, dict[str, tuple[float, Any]]], model: str, nf_path: Path | None = None,
              mode: str = "none", lang: str | None = None) -> dict[str, Any]:
     """A results file as `langneuron demo` saves it: a model object (config.model is its path), no date."""
-    from langneuron_eval.neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
 
     info = None
     if nf_path is not None:
@@ -214,7 +214,7 @@ def demo_doc(scores: dict[str, dict[str, tuple[float, Any]]], model: str, nf_pat
 
 def write_demo_like(root: Path) -> dict[str, Any]:
     """What `langneuron demo --out root` leaves for the leaderboard: results/, neurons/, ppl_matrix/."""
-    from langneuron_eval.neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
 
     nfs = demo_neuron_files(root / "neurons")
 
@@ -479,8 +479,8 @@ def test_page_escapes_strings_and_is_self_contained(run_cli, suite, tmp_path):
 
 
 def test_page_figures_from_ppl_matrix_and_neuron_files(run_cli, suite, tmp_path):
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
 
     root, _ = suite
     nf = NeuronFile(fingerprint=ModelFingerprint("llama", 4, 16, "act_out"), detector="lape",

@@ -20,7 +20,7 @@ TASK = "lang_steer_zh"  # generation + language ID; needs no shipped corpus
 def _evaluate_and_save(out: Path, model: str, model_args: dict[str, Any], task_manager: Any) -> None:
     from lm_eval.loggers import EvaluationTracker
 
-    from langneuron_eval import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     tracker = EvaluationTracker(output_path=str(out))
     tracker.general_config_tracker.log_experiment_args(
@@ -38,10 +38,11 @@ def _evaluate_and_save(out: Path, model: str, model_args: dict[str, Any], task_m
 def test_real_tiny_evaluation_feeds_the_leaderboard(run_cli, tiny_model_dir, tmp_path):
     import lm_eval
 
-    from langneuron_eval import __version__, evaluation
+    from langneuron_eval import __version__
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
     from langneuron_eval.fileio import sha256_file
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.lmeval import evaluation
 
     nf = NeuronFile(fingerprint=ModelFingerprint("llama", 2, 48, "act_out"), detector="toy",
                     languages={"zh": [(0, 1), (1, 7)], "de": [(0, 3)]}, params={"k": 2})

@@ -15,8 +15,8 @@ import pytest
 
 from langneuron_eval.detectors import run_detector
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.stats import ActivationStats
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.stats import ActivationStats
 
 
 def top_units(stats, k: int = 2):

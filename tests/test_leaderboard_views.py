@@ -292,7 +292,7 @@ def test_every_benchmark_task_we_ship_lands_in_its_family_column():
     every per-language task YAML we ship parses to (family, language), and the family's headline metric wins."""
     from langneuron_eval.leaderboard.results import MetricKey, Score
     from langneuron_eval.leaderboard.views import family_scores, task_language
-    from langneuron_eval.lmeval_plugin import tasks_dir
+    from langneuron_eval.lmeval.plugin import tasks_dir
 
     for folder in ("belebele_hub", "xcopa_hub", "xqa_hub", "xmath_hub"):
         names = sorted(p.stem for p in (tasks_dir() / folder).glob(f"{folder}_*.yaml"))

@@ -4,14 +4,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from langneuron_eval.corpus import resolve_corpus
+from langneuron_eval.core.corpus import resolve_corpus
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.interventions import Intervention, LanguageEdit
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.recorder import RecordConfig, record
+from langneuron_eval.core.sites import resolve_sites
+from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors.runner import run_detector
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.interventions import Intervention, LanguageEdit
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.recorder import RecordConfig, record
-from langneuron_eval.sites import ModelFingerprint, resolve_sites
-from langneuron_eval.stats import ActivationStats
 from langneuron_eval.testing import TINY_CORPUS, make_tiny_model
 
 LANGS = ["en", "de", "zh"]

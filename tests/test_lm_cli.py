@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.sites import ModelFingerprint
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.neurons import NeuronFile
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_compare_errors(run_cli, tmp_path):
 
 def test_compare_real_lm_eval_results(run_cli, tiny_model_dir, neurons, tmp_path, save_like_output_path):
     """Results written by lm-eval itself (via the EvaluationTracker) parse, including 'N/A' stderrs."""
-    from langneuron_eval import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     paths = []
     for name, mode in (("base", "none"), ("steered", "deactivate")):

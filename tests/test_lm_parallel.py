@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from test_lm_plugin import _env, _pth_file
 
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.sites import ModelFingerprint
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.neurons import NeuronFile
 
 pytestmark = pytest.mark.slow
 

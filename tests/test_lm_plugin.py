@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import langneuron_eval
-from langneuron_eval import lmeval_plugin
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.lmeval import plugin as lmeval_plugin
 
 PKG_PARENT = Path(langneuron_eval.__file__).resolve().parents[1]
 REPO_PTH = PKG_PARENT / "langneuron_eval_lmeval.pth"
@@ -199,8 +199,8 @@ def test_plain_lm_eval_cli_with_the_hook(site_dir, tmp_path, tiny_model_dir):
 
 
 def _write_neurons(path: Path) -> Path:
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
 
     NeuronFile(ModelFingerprint("llama", 2, 48, "act_out"), "handmade",
                {"zh": [(0, u) for u in range(48)], "de": [(1, 2)]},
@@ -216,7 +216,7 @@ def test_console_script_works_with_the_hook_disabled(site_dir, tmp_path, tiny_mo
     bad = [*base, "--model_args", f"pretrained={tiny_model_dir},neurons={neurons},mode=activate,lang=ko"]
     good = [*base, "--model_args", f"pretrained={tiny_model_dir},neurons={neurons},mode=activate,lang=zh,value=2.0",
             "--output_path", str(out)]
-    script = ("from langneuron_eval.lmeval_plugin import lm_eval_main\n"
+    script = ("from langneuron_eval.lmeval.plugin import lm_eval_main\n"
               f"print('rc bad', lm_eval_main({bad!r}), flush=True)\n"
               f"print('rc good', lm_eval_main({good!r}), flush=True)\n")
     p = _python(script, site_dir, tmp_path, **{lmeval_plugin.DISABLE_ENV: "1"})

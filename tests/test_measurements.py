@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from langneuron_eval.corpus import CorpusSource, overlap_problems, resolve_corpus
+from langneuron_eval.core.corpus import CorpusSource, overlap_problems, resolve_corpus
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.measurements import check_held_out, diagonal_dominance, held_out_sources
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.sites import ModelFingerprint
+from langneuron_eval.pipelines.measurements import check_held_out, diagonal_dominance, held_out_sources
 
 VI = ["Hôm nay trời đẹp và chúng tôi đi dạo.", "Tôi thích đọc sách vào buổi tối.", "Con mèo ngủ trên ghế.",
       "Chợ mở cửa từ sáng sớm.", "Anh ấy làm việc ở bệnh viện."]
@@ -129,7 +129,7 @@ def test_quiet_lm_eval_restores_what_it_silences():
     import lm_eval.api.task
     from tqdm import tqdm
 
-    from langneuron_eval.progress import quiet_lm_eval
+    from langneuron_eval.pipelines.progress import quiet_lm_eval
 
     logger = logging.getLogger("lm_eval")
     logger.setLevel(logging.INFO)
@@ -155,7 +155,7 @@ def test_a_command_module_that_fails_to_import_is_an_error(monkeypatch):
 def test_progress_lines_with_and_without_bars():
     import io
 
-    from langneuron_eval.progress import Progress
+    from langneuron_eval.pipelines.progress import Progress
 
     out = io.StringIO()  # not a terminal: one line per run instead of a bar
     log = Progress("demo", 2, stream=out)

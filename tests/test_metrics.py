@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from langneuron_eval import lid, metrics
+from langneuron_eval import lid
+from langneuron_eval.lmeval import metrics
 
 SENTENCES = {
     "en": "The children are playing football in the park after school.",

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from langneuron_eval.stats import ActivationStats
+from langneuron_eval.core.stats import ActivationStats
 
 
 @pytest.fixture(scope="module")

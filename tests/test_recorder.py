@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from langneuron_eval.corpus import resolve_corpus
-from langneuron_eval.hooks import hook_sites
-from langneuron_eval.recorder import RecordConfig, record
-from langneuron_eval.sites import resolve_sites
-from langneuron_eval.stats import ActivationStats
+from langneuron_eval.core.corpus import resolve_corpus
+from langneuron_eval.core.hooks import hook_sites
+from langneuron_eval.core.recorder import RecordConfig, record
+from langneuron_eval.core.sites import resolve_sites
+from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.testing import TINY_CONFIGS, TINY_CORPUS, make_tiny_model
 
 

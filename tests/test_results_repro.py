@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from langneuron_eval import evaluation
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.results import VOLATILE_KEYS, normalize
-from langneuron_eval.sites import ModelFingerprint
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.lmeval import evaluation
+from langneuron_eval.lmeval.results import VOLATILE_KEYS, normalize
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,15 @@ import sys
 import pytest
 import torch
 
-from langneuron_eval import sites as sites_mod
+from langneuron_eval.core import adapters as adapters_mod
+from langneuron_eval.core import templates as templates_mod
+from langneuron_eval.core.adapters import Adapter
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.hooks import hook_sites
+from langneuron_eval.core.interventions import Intervention, LanguageEdit
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.sites import SITES, resolve_for_file, resolve_sites
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.hooks import hook_sites
-from langneuron_eval.interventions import Intervention, LanguageEdit
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.sites import SITES, Adapter, ModelFingerprint, resolve_for_file, resolve_sites
 from langneuron_eval.testing import TINY_CONFIGS, make_tiny_model
 
 
@@ -154,7 +157,7 @@ def test_star_stands_for_the_layer_where_braces_cannot_go(models):
     model, _ = models("llama")  # lm-eval's --model_args refuses '{' outside JSON
     s = resolve_sites(model, "act_out", override="model.layers.*.mlp.up_proj")
     assert s.paths[1] == "model.layers.1.mlp.up_proj" and s.fingerprint.module == "model.layers.{layer}.mlp.up_proj"
-    assert sites_mod.check_template("model.layers.*.mlp.act_fn") == "model.layers.{layer}.mlp.act_fn"
+    assert templates_mod.check_template("model.layers.*.mlp.act_fn") == "model.layers.{layer}.mlp.act_fn"
 
 
 def test_template_down_in_width_from_the_projection(models):
@@ -175,7 +178,7 @@ def test_bad_template_is_one_line_with_a_suggestion(models):
 @pytest.mark.parametrize("template", ["model.layers.0.mlp.act_fn", "model.{layer}.{layer}"])
 def test_template_needs_exactly_one_layer_placeholder(template):
     with pytest.raises(LangNeuronError, match="exactly once"):
-        sites_mod.check_template(template)
+        templates_mod.check_template(template)
 
 
 def test_fingerprint_without_module_keeps_the_old_format():
@@ -207,17 +210,17 @@ def test_intervention_hooks_the_module_its_neuron_file_names(models):
 # ------------------------------------------------------------------------------------------ adapters
 @pytest.fixture
 def clean_adapters(monkeypatch):
-    monkeypatch.setattr(sites_mod, "ADAPTERS", dict(sites_mod.ADAPTERS))
+    monkeypatch.setattr(adapters_mod, "ADAPTERS", dict(adapters_mod.ADAPTERS))
 
 
 def test_register_adapter_wins_over_discovery(models, clean_adapters):
     model, _ = models("llama")
-    sites_mod.register_adapter("llama", Adapter("model.layers", "mlp.up_proj", "mlp.down_proj"))
+    adapters_mod.register_adapter("llama", Adapter("model.layers", "mlp.up_proj", "mlp.down_proj"))
     assert resolve_sites(model, "act_out").paths[0] == "model.layers.0.mlp.up_proj"
 
 
 ADAPTER_PLUGIN = '''
-from langneuron_eval.sites import Adapter
+from langneuron_eval.core.adapters import Adapter
 
 LLAMA_UP = Adapter("model.layers", "mlp.up_proj", "mlp.down_proj")
 NOT_AN_ADAPTER = 42
@@ -241,20 +244,20 @@ def adapter_plugin(tmp_path, monkeypatch, clean_adapters):
 
 def test_entry_point_adapter_is_used(models, adapter_plugin):
     model, _ = models("llama")
-    assert sites_mod.entry_point_adapters()["llama"] == "toy_langneuron_adapters:LLAMA_UP"
+    assert adapters_mod.entry_point_adapters()["llama"] == "toy_langneuron_adapters:LLAMA_UP"
     s = resolve_sites(model, "act_out")
     assert s.paths[0] == "model.layers.0.mlp.up_proj" and s.adapter.act == "mlp.up_proj"
 
 
 def test_entry_point_that_is_not_an_adapter_is_one_line(models, adapter_plugin):
     model, _ = models("gpt2")
-    with pytest.raises(LangNeuronError, match="expected a langneuron_eval.sites.Adapter"):
+    with pytest.raises(LangNeuronError, match="expected a langneuron_eval.core.adapters.Adapter"):
         resolve_sites(model)
 
 
 # ------------------------------------------------------------------------------------------ lm-eval model_args
 def test_lm_eval_model_args_name_the_module(tiny_model_dir, tmp_path):
-    from langneuron_eval.lm_model import LangNeuronLM
+    from langneuron_eval.lmeval.model import LangNeuronLM
 
     nf = NeuronFile(fingerprint=ModelFingerprint("llama", 2, 48, "act_out"), detector="handmade",
                     languages={"zh": [(0, 3)]})
@@ -265,7 +268,7 @@ def test_lm_eval_model_args_name_the_module(tiny_model_dir, tmp_path):
 
 
 def test_lm_eval_bad_template_fails_before_loading_the_model():
-    from langneuron_eval.lm_model import LangNeuronLM
+    from langneuron_eval.lmeval.model import LangNeuronLM
 
     with pytest.raises(LangNeuronError, match="exactly once"):  # the model path does not even exist
         LangNeuronLM(pretrained="/nonexistent/model", act_module="model.layers.mlp.act_fn")
@@ -273,7 +276,7 @@ def test_lm_eval_bad_template_fails_before_loading_the_model():
 
 # ------------------------------------------------------------------------------------------ CLI
 def test_record_template_travels_to_the_neuron_file(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path):
-    from langneuron_eval.stats import ActivationStats
+    from langneuron_eval.core.stats import ActivationStats
 
     template = "model.layers.{layer}.mlp.up_proj"
     rc, _, err = run_cli("record", "--model", tiny_model_dir, "--corpus", tiny_corpus_dir, "--act-module", template,
@@ -298,4 +301,4 @@ def test_record_template_matching_nothing_is_one_line(run_cli, tiny_model_dir, t
 def test_config_only_width_for_tools_that_read_no_weights(models):
     for model_type in ("llama", "gpt2", "bloom", "opt"):
         model, _ = models(model_type)
-        assert sites_mod.config_intermediate_size(model.config) == resolve_sites(model).intermediate_size
+        assert adapters_mod.config_intermediate_size(model.config) == resolve_sites(model).intermediate_size

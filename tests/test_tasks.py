@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import langneuron_eval
-from langneuron_eval import evaluation, languages
+from langneuron_eval import languages
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.lmeval_plugin import tasks_dir
+from langneuron_eval.lmeval import evaluation
+from langneuron_eval.lmeval.plugin import tasks_dir
 
 LANGS = languages.DEMO_LANGUAGES
 NON_EN = LANGS[1:]
@@ -109,8 +110,8 @@ def test_every_task_family_runs_on_the_tiny_model(tiny_model_dir, task_manager):
     prompt = res["samples"]["lang_mt_de"][0]["arguments"][0][0]
     assert prompt.startswith("Translate an English sentence into a target language.\nEnglish: ")
     assert prompt.endswith("\nTarget Language:") and "German" not in prompt
-    # The prompts are exactly those the demo model is trained on (langneuron_eval.prompts).
-    from langneuron_eval import prompts
+    # The prompts are exactly those the demo model is trained on (langneuron_eval.lmeval.prompts).
+    from langneuron_eval.lmeval import prompts
 
     def first(task):
         sample = res["samples"][task][0]
@@ -188,8 +189,8 @@ def test_hub_variants_load_offline_with_their_real_schema(tiny_model_dir, task_m
 # ------------------------------------------------------------------ any language, the user's text
 
 def test_steering_breakdown_follows_metadata_then_the_neuron_file_then_the_demo_set(task_utils, tmp_path):
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
 
     neurons = tmp_path / "neurons.json"
     NeuronFile(ModelFingerprint("llama", 2, 48, "act_out"), "handmade",
@@ -243,8 +244,8 @@ def test_a_new_perplexity_language_is_one_yaml_file(tmp_path):
 @pytest.mark.slow
 def test_plain_lm_eval_steers_and_scores_a_language_outside_the_demo_set(tmp_path, tiny_model_dir):
     """``lm_eval --tasks lang_steer_vi,lang_ppl_vi --metadata '{"corpus": ...}'`` with the user's Vietnamese text."""
-    from langneuron_eval.neurons import NeuronFile
-    from langneuron_eval.sites import ModelFingerprint
+    from langneuron_eval.core.fingerprint import ModelFingerprint
+    from langneuron_eval.core.neurons import NeuronFile
 
     text = tmp_path / "vi.txt"
     text.write_text("Xin chào các bạn.\nHôm nay trời đẹp quá.\nTôi thích học tiếng Việt.\n", encoding="utf-8")

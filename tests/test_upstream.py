@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from langneuron_eval import evaluation, upstream
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.lmeval_plugin import tasks_dir
+from langneuron_eval.lmeval import evaluation
+from langneuron_eval.lmeval import public_benchmarks as upstream
+from langneuron_eval.lmeval.plugin import tasks_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
 

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import LangNeuronError
-from ..fileio import check_output_dir
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import check_output_dir
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -52,12 +52,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def _detection_corpus(args: argparse.Namespace, langs: list[str]) -> dict[str, dict]:
     """The statistics' corpus fingerprints (language -> sha256, path), from --stats or the text to record."""
-    from ..corpus import resolve_corpus, split_specs
-    from ..stats import ActivationStats
+    from langneuron_eval.core.corpus import resolve_corpus, split_specs
+    from langneuron_eval.core.stats import ActivationStats
 
     if args.stats:
         return ActivationStats.load(args.stats).metadata.get("corpus") or {}
-    from ..demo_assets import demo_corpus_dir
+    from langneuron_eval.core.demo_assets import demo_corpus_dir
 
     specs = split_specs(args.corpus) if args.corpus else [str(demo_corpus_dir("detect"))]
     return {s.lang: s.fingerprint() for s in resolve_corpus(specs, langs)}
@@ -65,7 +65,7 @@ def _detection_corpus(args: argparse.Namespace, langs: list[str]) -> dict[str, d
 
 def _check_inputs(args: argparse.Namespace, langs: list[str]) -> object:
     """Corpora, held-out text, overlap and tasks, before anything is recorded; returns the task manager."""
-    from ..measurements import check_held_out, eval_task_manager, held_out_sources
+    from langneuron_eval.pipelines.measurements import check_held_out, eval_task_manager, held_out_sources
 
     if args.baseline and not Path(args.baseline).is_file():
         raise LangNeuronError(f"golden file not found: {args.baseline}")
@@ -81,8 +81,15 @@ def _check_inputs(args: argparse.Namespace, langs: list[str]) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import BenchConfig, check_golden, parse_params, run_bench, write_golden, write_report
-    from ..languages import normalize_many
+    from langneuron_eval.languages import normalize_many
+    from langneuron_eval.pipelines.detector_battery import (
+        BenchConfig,
+        check_golden,
+        parse_params,
+        run_bench,
+        write_golden,
+        write_report,
+    )
 
     out = check_output_dir(args.out, args.force or args.reuse, hint="pass --reuse to continue from its files, "
                            "--force to replace them, or choose another --out")
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     params = parse_params(args.param)
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
     if args.model:  # a user's (real) model: the steering that works on real models, not the demo model's
-        from ..measurements import REAL_MODEL_STEERING
+        from langneuron_eval.pipelines.measurements import REAL_MODEL_STEERING
 
         for key, value in REAL_MODEL_STEERING.items():
             setattr(cfg, key, value)

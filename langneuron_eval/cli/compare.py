@@ -5,7 +5,7 @@ Each argument is an lm-eval results JSON or an ``--output_path`` directory (the 
 aligned value, delta (aligned - base), the combined standard error ``sqrt(se_base² + se_aligned²)``
 from the stderrs lm-eval reports (independent samples; ``N/A`` when lm-eval has none, e.g. for
 perplexities or corpus BLEU) and ``z = delta / se``. A |z| below ~2 is within noise. The
-computation is :mod:`langneuron_eval.comparison`, shared with the leaderboard's alignment table.
+computation is :mod:`langneuron_eval.lmeval.comparison`, shared with the leaderboard's alignment table.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..comparison import compare, load_scores
-from ..errors import LangNeuronError
-from ..fileio import check_writable, write_json
-from ..results import find_results
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import check_writable, write_json
+from langneuron_eval.lmeval.comparison import compare, load_scores
+from langneuron_eval.lmeval.results import find_results
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"only in aligned: {', '.join(only_aligned)}")
     print("stderr = sqrt(stderr_base² + stderr_aligned²) from lm-eval's reported stderrs; z = delta / stderr")
     if args.json_out:
-        from ..fileio import sha256_file
-        from ..provenance import versions
+        from langneuron_eval.fileio import sha256_file
+        from langneuron_eval.provenance import versions
 
         write_json(args.json_out, {"base": str(base_path), "aligned": str(aligned_path),
                                    "base_sha256": sha256_file(base_path), "aligned_sha256": sha256_file(aligned_path),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..fileio import check_output_dir
+from langneuron_eval.fileio import check_output_dir
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import DemoConfig, run_demo
+    from langneuron_eval.pipelines.demo import DemoConfig, run_demo
 
     out = check_output_dir(args.out, args.force, hint="pass --force to overwrite the demo's files there or choose --out")
     cfg = DemoConfig.quick() if args.quick else DemoConfig()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING
 
-from ..errors import LangNeuronError
+from langneuron_eval.errors import LangNeuronError
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 
 def list_methods() -> int:
-    from ..detectors.registry import REGISTRY, get_detector
+    from langneuron_eval.detectors.registry import REGISTRY, get_detector
 
     for name in REGISTRY.names():
         try:
@@ -67,15 +67,15 @@ def run(args: argparse.Namespace) -> int:
         raise LangNeuronError("--out is required (where to write the neuron file)")
     params = parse_params(args.param)
 
-    from ..detectors.runner import run_detector
-    from ..fileio import check_writable
-    from ..stats import ActivationStats
+    from langneuron_eval.core.stats import ActivationStats
+    from langneuron_eval.detectors.runner import run_detector
+    from langneuron_eval.fileio import check_writable
 
     check_writable(args.out, args.force)  # fail before the (possibly long) detection
     stats = ActivationStats.load(args.stats)
     nf = run_detector(args.method, stats, params)
     nf.save(args.out, force=args.force)
-    from ..detectors.report import table
+    from langneuron_eval.detectors.report import table
 
     unique = len({u for units in nf.languages.values() for u in units})
     print(f"{nf.detector}: {unique} unique units in {len(nf.languages)} languages -> {args.out}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import LangNeuronError
-from ..sites import FFN_SITES
+from langneuron_eval.core.sites import FFN_SITES
+from langneuron_eval.errors import LangNeuronError
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -37,8 +37,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fileio import check_writable
-    from ..import_stats import ImportConfig, find_reference_files, import_reference, model_shape
+    from langneuron_eval.core.import_stats import (
+        ImportConfig,
+        find_reference_files,
+        import_reference,
+        model_shape,
+    )
+    from langneuron_eval.fileio import check_writable
 
     if not args.out:
         raise LangNeuronError("--out is required (the statistics file to write)")

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import LangNeuronError
+from langneuron_eval.errors import LangNeuronError
 
 # subcommand name -> module under langneuron_eval.cli (imported only when listed, to keep start-up fast)
 COMMANDS: dict[str, str] = {
@@ -32,7 +32,7 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from langneuron_eval import __version__
 
     parser = argparse.ArgumentParser(
         prog="langneuron",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import LangNeuronError
-from ..fileio import check_writable, read_json
-from ..results import find_results, write_results
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import check_writable, read_json
+from langneuron_eval.lmeval.results import find_results, write_results
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:

@@ -1,7 +1,7 @@
 """``langneuron ppl-matrix``: LAPE's perplexity-change matrix, computed with lm-eval's ``lang_ppl_*`` tasks.
 
 Row i = language whose neurons are deactivated, column j = language whose held-out text is scored; the
-measurement itself is :func:`langneuron_eval.measurements.ppl_change_matrix`. One model is loaded and its
+measurement itself is :func:`langneuron_eval.pipelines.measurements.ppl_change_matrix`. One model is loaded and its
 intervention switched between rows, so the cost is ``(1 + #languages)`` passes over ``#languages`` held-out sets.
 ``--corpus`` scores the user's own held-out text (the corpus spec ``langneuron record`` takes), handed to the
 tasks as lm-eval metadata; it must not share lines with the text the neurons were detected on.
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LangNeuronError
-from ..fileio import check_output_dir, check_writable, sha256_file, write_json
-from ..measurements import (
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import check_output_dir, check_writable, sha256_file, write_json
+from langneuron_eval.pipelines.measurements import (
     check_held_out,
     eval_task_manager,
     format_change,
@@ -25,8 +25,8 @@ from ..measurements import (
     plot_ppl_matrix,
     ppl_change_matrix,
 )
-from ..progress import Progress, quiet_lm_eval
-from ..provenance import versions
+from langneuron_eval.pipelines.progress import Progress, quiet_lm_eval
+from langneuron_eval.provenance import versions
 
 METRICS = ("byte_perplexity", "word_perplexity")
 
@@ -69,7 +69,7 @@ def _batch_size(text: str) -> int | str:
 
 
 def _requested(arg: str) -> list[str]:
-    from ..languages import normalize
+    from langneuron_eval.languages import normalize
 
     langs = []
     for code in dict.fromkeys(x.strip() for x in arg.split(",") if x.strip()):
@@ -82,7 +82,7 @@ def _requested(arg: str) -> list[str]:
 
 def _languages(arg: str | None, file_langs: list[str], sources: list[Any] | None) -> list[str]:
     """The rows/columns: ``--langs`` (normalised), else the neuron file's languages that have held-out text."""
-    from ..languages import DEMO_LANGUAGES
+    from langneuron_eval.languages import DEMO_LANGUAGES
 
     text_langs = list(DEMO_LANGUAGES) if sources is None else [s.lang for s in sources]
     langs = _requested(arg) if arg else [lang for lang in file_langs if lang in text_langs]
@@ -110,8 +110,8 @@ class _Plan:
 
 def _plan(args: argparse.Namespace) -> _Plan:
     """Check outputs, languages, text, overlap and tasks; nothing slow has run yet."""
-    from ..modeling import default_model_path
-    from ..neurons import NeuronFile
+    from langneuron_eval.core.modeling import default_model_path
+    from langneuron_eval.core.neurons import NeuronFile
 
     out = check_output_dir(args.out)
     for path in (out / "ppl_matrix.json", out / "ppl_matrix.png"):
@@ -131,7 +131,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     plan = _plan(args)
     log = Progress("ppl-matrix")
@@ -157,7 +157,8 @@ def _document(args: argparse.Namespace, plan: _Plan, result: dict[str, Any]) -> 
     """ppl_matrix.json: the matrix, its definition and what it was computed from."""
     import lm_eval
 
-    from .. import __version__, evaluation
+    from langneuron_eval import __version__
+    from langneuron_eval.lmeval import evaluation
 
     neurons = plan.neurons
     provenance = {

@@ -7,9 +7,9 @@ import os
 import sys
 import time
 
-from ..corpus import resolve_corpus
-from ..fileio import check_writable
-from ..sites import SITES
+from langneuron_eval.core.corpus import resolve_corpus
+from langneuron_eval.core.sites import SITES
+from langneuron_eval.fileio import check_writable
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -79,8 +79,8 @@ def _init_distributed(device: str) -> tuple[int, int, str]:
 
 def _module_template(args: argparse.Namespace) -> str | None:
     """The user's module-path template for the chosen site, checked before any model is loaded."""
-    from ..errors import LangNeuronError
-    from ..sites import check_template
+    from langneuron_eval.core.templates import check_template
+    from langneuron_eval.errors import LangNeuronError
 
     if args.site == "linear_out" and (args.act_module or args.down_module):
         raise LangNeuronError("--act-module/--down-module name one module per layer; --site linear_out hooks every "
@@ -99,12 +99,12 @@ def _sources(args: argparse.Namespace) -> list:
     langs = [x.strip() for x in args.langs.split(",") if x.strip()] if args.langs else None
     corpus = args.corpus
     if not corpus:
-        from ..demo_assets import demo_corpus_dir
+        from langneuron_eval.core.demo_assets import demo_corpus_dir
 
         corpus = [str(demo_corpus_dir("detect"))]
     sources = resolve_corpus(corpus, langs)
     if args.lid_check < 1:
-        from ..corpus import lid_mismatch
+        from langneuron_eval.core.corpus import lid_mismatch
 
         for src in sources:
             share, label = lid_mismatch(src)
@@ -115,9 +115,9 @@ def _sources(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import LangNeuronError
-    from ..modeling import check_device_map, default_model_path, load_model
-    from ..recorder import RecordConfig, record
+    from langneuron_eval.core.modeling import check_device_map, default_model_path, load_model
+    from langneuron_eval.core.recorder import RecordConfig, record
+    from langneuron_eval.errors import LangNeuronError
 
     rank, world, device = _init_distributed(args.device)
     if args.device_map and world > 1:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import LangNeuronError
+from langneuron_eval.errors import LangNeuronError
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -26,14 +26,14 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
 def run(args: argparse.Namespace) -> int:
     if not 1 <= len(args.files) <= 2:
         raise LangNeuronError(f"give one or two neuron files, got {len(args.files)}")
-    from ..detectors.report import compare, render_comparison, render_summary, summarize
-    from ..fileio import check_writable, write_json
-    from ..neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
+    from langneuron_eval.detectors.report import compare, render_comparison, render_summary, summarize
+    from langneuron_eval.fileio import check_writable, write_json
 
     if args.json:
         check_writable(args.json, args.force)
     files = [NeuronFile.load(f) for f in args.files]
-    from ..provenance import versions
+    from langneuron_eval.provenance import versions
 
     report: dict = {"files": list(args.files), "content_sha256": [nf.sha256() for nf in files],
                     "summaries": [summarize(nf) for nf in files], "versions": versions()}

@@ -9,8 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import LangNeuronError
-from ..fileio import check_output_dir, write_json
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import check_output_dir, write_json
 
 ALIGN_LANGS = ("zh", "de")
 
@@ -33,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def _qa_texts(langs, split: str, seed: int) -> list[tuple[str, int]]:
     """QA and math examples as (full text, length of the prompt part that carries no loss)."""
-    from .. import demo_corpus
-    from ..prompts import math_prompt, qa_prompt
+    from langneuron_eval import demo_corpus
+    from langneuron_eval.lmeval.prompts import math_prompt, qa_prompt
 
     out = []
     for lang in langs:
@@ -50,15 +50,22 @@ def _qa_texts(langs, split: str, seed: int) -> list[tuple[str, int]]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import demo_corpus
-    from ..train_demo import DemoModelConfig, TrainConfig, new_model, perplexity, train, train_tokenizer
+    from langneuron_eval import demo_corpus
+    from langneuron_eval.pipelines.train_demo import (
+        DemoModelConfig,
+        TrainConfig,
+        new_model,
+        perplexity,
+        train,
+        train_tokenizer,
+    )
 
     out = check_output_dir(args.out, args.force, hint="pass --force to replace it")
     if args.tokens is not None and args.tokens < 1:
         raise LangNeuronError(f"--tokens must be at least 1, got {args.tokens}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     langs = list(demo_corpus.LANGUAGES)
-    from ..provenance import versions
+    from langneuron_eval.provenance import versions
 
     report: dict = {"languages": langs, "seed": args.seed, "versions": versions()}
     if not args.align:
@@ -72,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         report["train"] = train(model, tok, all_texts, cfg, progress=not args.no_progress)
         report["model"] = vars(DemoModelConfig())
     else:
-        from ..modeling import default_model_path, load_model
+        from langneuron_eval.core.modeling import default_model_path, load_model
 
         align = [x for x in args.align_langs.split(",") if x]
         model, tok = load_model(args.base or default_model_path())

@@ -14,9 +14,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..languages import DEMO_LANGUAGES
-from . import build, freeform, mathwords, qa, writer
-from .splits import SPLITS, rng
+from langneuron_eval.demo_corpus import build, freeform, mathwords, qa, writer
+from langneuron_eval.demo_corpus.splits import SPLITS, rng
+from langneuron_eval.languages import DEMO_LANGUAGES
 
 __all__ = ["LANGUAGES", "SPLITS", "math_items", "parallel_pairs", "qa_items", "sentences", "write_corpus"]
 

@@ -12,12 +12,12 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .engine import Frame
-from .entries import Entry
-from .frame_spec import FrameSpec
-from .frames import all_specs
-from .realise import realiser
-from .splits import rng, split_of
+from langneuron_eval.demo_corpus.engine import Frame
+from langneuron_eval.demo_corpus.entries import Entry
+from langneuron_eval.demo_corpus.frame_spec import FrameSpec
+from langneuron_eval.demo_corpus.frames import all_specs
+from langneuron_eval.demo_corpus.realise import realiser
+from langneuron_eval.demo_corpus.splits import rng, split_of
 
 ENUM_LIMIT = 200_000  # slot products up to this size are enumerated exhaustively before sampling
 # Lines kept per split (train keeps all). eval/detect are capped so lm-eval runs stay short on a CPU;

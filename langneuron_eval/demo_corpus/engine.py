@@ -12,7 +12,7 @@ import functools
 import re
 from collections.abc import Mapping
 
-from .entries import GENDER_INDEX, Entry
+from langneuron_eval.demo_corpus.entries import GENDER_INDEX, Entry
 
 Frame = Mapping[str, Entry]
 Part = str | tuple[str, str, tuple[str, ...] | None]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..languages import DEMO_LANGUAGES
+from langneuron_eval.languages import DEMO_LANGUAGES
 
 LANGS = DEMO_LANGUAGES  # the column order of every lexicon table
 GENDER_INDEX = {"m": 0, "f": 1, "n": 2}

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from .engine import Frame, template_slots
-from .entries import LANGS, Entry
-from .lexicon import get, select
+from langneuron_eval.demo_corpus.engine import Frame, template_slots
+from langneuron_eval.demo_corpus.entries import LANGS, Entry
+from langneuron_eval.demo_corpus.lexicon import get, select
 
 QTYPES = ("who", "what", "where", "when")
 

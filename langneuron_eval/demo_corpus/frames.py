@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import functools
 
-from . import frames_daily, frames_nature, frames_social, frames_things, frames_world
-from .frame_spec import FrameSpec
+from langneuron_eval.demo_corpus import (
+    frames_daily,
+    frames_nature,
+    frames_social,
+    frames_things,
+    frames_world,
+)
+from langneuron_eval.demo_corpus.frame_spec import FrameSpec
 
 
 @functools.lru_cache(maxsize=1)

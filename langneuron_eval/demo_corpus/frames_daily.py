@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .engine import Frame
-from .frame_spec import FrameSpec, ids, nums, pool, q, spec, union
+from langneuron_eval.demo_corpus.engine import Frame
+from langneuron_eval.demo_corpus.frame_spec import FrameSpec, ids, nums, pool, q, spec, union
 
 P = pool("person")
 R = pool("relative")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .frame_spec import FrameSpec, ids, nums, pool, q, spec, union
+from langneuron_eval.demo_corpus.frame_spec import FrameSpec, ids, nums, pool, q, spec, union
 
 P = pool("person")
 R = pool("relative")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from .entries import LANGS
-from .splits import split_of
+from langneuron_eval.demo_corpus.entries import LANGS
+from langneuron_eval.demo_corpus.splits import split_of
 
 
 @functools.cache

@@ -8,7 +8,7 @@ Tags: ``hobby``, ``together`` (done with someone), ``indoor``, ``outdoor``, ``ev
 
 from __future__ import annotations
 
-from .entries import Entry, tagset
+from langneuron_eval.demo_corpus.entries import Entry, tagset
 
 # id, tags, en, de "fin|rest|infinitive phrase", fr, es, zh, ja
 ACTIVITIES = [

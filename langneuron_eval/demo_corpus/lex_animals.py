@@ -6,7 +6,7 @@ plural, where they are regular.
 
 from __future__ import annotations
 
-from .entries import Entry, noun
+from langneuron_eval.demo_corpus.entries import Entry, noun
 
 # id, tags, en, de, fr, es, zh (noun|measure word), ja (noun|counter)
 ANIMALS = [

@@ -6,7 +6,16 @@ piece at a market), ``basket``, ``math`` (countable in word problems), ``plant``
 
 from __future__ import annotations
 
-from .entries import Entry, cjk_noun, de_noun, en_noun, es_noun, fr_noun, noun, tagset
+from langneuron_eval.demo_corpus.entries import (
+    Entry,
+    cjk_noun,
+    de_noun,
+    en_noun,
+    es_noun,
+    fr_noun,
+    noun,
+    tagset,
+)
 
 # id, tags, en, de, fr, es, zh (noun|measure word), ja (noun|counter)
 FOODS = [

@@ -7,7 +7,7 @@ rendered with the same template engine as the frames, so agreement is handled in
 
 from __future__ import annotations
 
-from .entries import Entry, phrase, tagset
+from langneuron_eval.demo_corpus.entries import Entry, phrase, tagset
 
 # id, tags, en, de stem, fr "m|f|mp|fp[|pre[|m before vowel]]", es "m|f|mp|fp", zh, ja
 ADJECTIVES = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .entries import LANGS, Entry, tagset
+from langneuron_eval.demo_corpus.entries import LANGS, Entry, tagset
 
 # id, gender, en, de, fr, es, zh, ja -- parallel frames map a person to a language-typical name.
 PERSONS = [

@@ -7,7 +7,7 @@ Place specs: en ``"in the kitchen"`` (or ``"at school|to school"`` when "to" is 
 
 from __future__ import annotations
 
-from .entries import LANGS, Entry, phrase, tagset
+from langneuron_eval.demo_corpus.entries import LANGS, Entry, phrase, tagset
 
 # id, tags (which frames may use the place), en, de, fr, es, zh, ja
 PLACES = [

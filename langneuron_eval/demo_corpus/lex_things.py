@@ -7,7 +7,7 @@ and belongs to someone), ``price`` (sold in a shop), ``post`` (sent by post), ``
 
 from __future__ import annotations
 
-from .entries import Entry, noun
+from langneuron_eval.demo_corpus.entries import Entry, noun
 
 # id, tags, en, de, fr, es, zh (noun|measure word), ja (noun|counter)
 THINGS = [

@@ -7,7 +7,7 @@ the part before ``|`` is what a question about "when" takes as its answer.
 
 from __future__ import annotations
 
-from .entries import LANGS, Entry, tagset
+from langneuron_eval.demo_corpus.entries import LANGS, Entry, tagset
 
 _DAYS = [  # en, de, fr, es, zh, ja
     ("Mondays", "montags", "le lundi", "los lunes", "每周一", "毎週月曜日|に"),

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import functools
 
-from . import lex_actions, lex_animals, lex_food, lex_misc, lex_people, lex_places, lex_things, lex_time
-from .entries import Entry
+from langneuron_eval.demo_corpus import (
+    lex_actions,
+    lex_animals,
+    lex_food,
+    lex_misc,
+    lex_people,
+    lex_places,
+    lex_things,
+    lex_time,
+)
+from langneuron_eval.demo_corpus.entries import Entry
 
 _MODULES = (lex_people, lex_food, lex_animals, lex_things, lex_places, lex_time, lex_actions, lex_misc)
 

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .build import FrameInst, draw
-from .engine import Frame
-from .entries import Entry
-from .frame_spec import FrameSpec, ids, nums, pool
-from .realise import realiser
-from .splits import rng
+from langneuron_eval.demo_corpus.build import FrameInst, draw
+from langneuron_eval.demo_corpus.engine import Frame
+from langneuron_eval.demo_corpus.entries import Entry
+from langneuron_eval.demo_corpus.frame_spec import FrameSpec, ids, nums, pool
+from langneuron_eval.demo_corpus.realise import realiser
+from langneuron_eval.demo_corpus.splits import rng
 
 MATH_CAP = {"train": None, "detect": 300, "eval": 300}
 

@@ -12,12 +12,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from .build import FrameInst, frames_of
-from .engine import Frame
-from .entries import Entry
-from .frame_spec import Question
-from .realise import realiser
-from .splits import rng
+from langneuron_eval.demo_corpus.build import FrameInst, frames_of
+from langneuron_eval.demo_corpus.engine import Frame
+from langneuron_eval.demo_corpus.entries import Entry
+from langneuron_eval.demo_corpus.frame_spec import Question
+from langneuron_eval.demo_corpus.realise import realiser
+from langneuron_eval.demo_corpus.splits import rng
 
 # Items per split: train feeds fine-tuning, detect/eval are benchmark-sized for CPU runs.
 QA_CAP = {"train": 4000, "detect": 300, "eval": 300}

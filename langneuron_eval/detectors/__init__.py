@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import ENTRY_POINT_GROUP, available_detectors, get_detector, register_detector
+from langneuron_eval.detectors.registry import (
+    ENTRY_POINT_GROUP,
+    available_detectors,
+    get_detector,
+    register_detector,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -1,6 +1,6 @@
 """The detector interface: statistics in, per-language neuron sets out.
 
-A detector is anything that, given an :class:`~langneuron_eval.stats.ActivationStats` and keyword
+A detector is anything that, given an :class:`~langneuron_eval.core.stats.ActivationStats` and keyword
 parameters, returns which ``(layer, neuron)`` units belong to each language. Two forms are accepted
 so that a third-party method needs no boilerplate:
 
@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union
 
-from ..errors import LangNeuronError
-from ..stats import ActivationStats
+from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.errors import LangNeuronError
 
 Unit = tuple[int, int]
 

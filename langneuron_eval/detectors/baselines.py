@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import LangNeuronError
-from ..stats import ActivationStats
-from .base import DetectionResult, Detector, check_rate
-from .registry import register_detector
-from .scoring import highest_k, to_units, unit_probs
+from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.detectors.base import DetectionResult, Detector, check_rate
+from langneuron_eval.detectors.registry import register_detector
+from langneuron_eval.detectors.scoring import highest_k, to_units, unit_probs
+from langneuron_eval.errors import LangNeuronError
 
 
 def _parse_reference_params(text: str) -> dict[str, str]:
@@ -65,8 +65,8 @@ class RandomDetector(Detector):
     Params = RandomParams
 
     def detect(self, stats: ActivationStats, params: RandomParams) -> DetectionResult:
-        from .base import normalize_result
-        from .registry import get_detector
+        from langneuron_eval.detectors.base import normalize_result
+        from langneuron_eval.detectors.registry import get_detector
 
         ref = get_detector(params.reference)
         ref_result = normalize_result(ref.detect(stats, ref.make_params(_parse_reference_params(params.reference_params))),

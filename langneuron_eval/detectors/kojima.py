@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import LangNeuronError
-from ..stats import ActivationStats
-from .base import DetectionResult, Detector
-from .registry import register_detector
-from .scoring import highest_k, lowest_k, snap, to_units
+from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.detectors.base import DetectionResult, Detector
+from langneuron_eval.detectors.registry import register_detector
+from langneuron_eval.detectors.scoring import highest_k, lowest_k, snap, to_units
+from langneuron_eval.errors import LangNeuronError
 
 # elements of the [units, sentences] chunk; bounds peak memory to a few hundred MB
 CHUNK_ELEMENTS = 1 << 22

@@ -18,10 +18,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..stats import ActivationStats
-from .base import DetectionResult, Detector, check_rate
-from .registry import register_detector
-from .scoring import kth_threshold, lape_entropy, lowest_k, snap, to_units, unit_probs
+from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.detectors.base import DetectionResult, Detector, check_rate
+from langneuron_eval.detectors.registry import register_detector
+from langneuron_eval.detectors.scoring import (
+    kth_threshold,
+    lape_entropy,
+    lowest_k,
+    snap,
+    to_units,
+    unit_probs,
+)
 
 
 @dataclass

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import LangNeuronError
+from langneuron_eval.errors import LangNeuronError
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,6 @@ def get_detector(name_or_target: str):
     Raises:
         LangNeuronError: unknown name (with "did you mean ...?") or a target that cannot be imported.
     """
-    from .base import as_detector
+    from langneuron_eval.detectors.base import as_detector
 
     return as_detector(REGISTRY.get(name_or_target), name_or_target)

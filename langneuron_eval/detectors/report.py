@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..errors import LangNeuronError
-from ..neurons import NeuronFile
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.errors import LangNeuronError
 
 Unit = tuple[int, int]
 

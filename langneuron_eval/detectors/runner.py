@@ -1,4 +1,4 @@
-"""Run one detector on statistics and package the result as a :class:`~langneuron_eval.neurons.NeuronFile`.
+"""Run one detector on statistics and package the result as a :class:`~langneuron_eval.core.neurons.NeuronFile`.
 
 Everything a neuron file needs besides the sets themselves is filled in here, once, so that
 third-party detectors only compute sets: the model fingerprint (a neuron file must name the model
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import LangNeuronError
-from ..neurons import NeuronFile
-from ..stats import ActivationStats
-from .base import DetectionResult, normalize_result, params_to_dict
-from .registry import get_detector
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.detectors.base import DetectionResult, normalize_result, params_to_dict
+from langneuron_eval.detectors.registry import get_detector
+from langneuron_eval.errors import LangNeuronError
 
 
 def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[str, Any] | None = None
@@ -44,7 +44,7 @@ def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[st
     values = {lang: stats.unit_values(lang, units) for lang, units in result.languages.items() if units}
     values = {lang: v for lang, v in values.items() if v}
     param_dict = params_to_dict(p)
-    from ..provenance import versions
+    from langneuron_eval.provenance import versions
 
     made_by = versions()
     provenance = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..stats import ActivationStats
+from langneuron_eval.core.stats import ActivationStats
 
 
 def unit_probs(stats: ActivationStats) -> torch.Tensor:

@@ -26,11 +26,18 @@ from typing import Literal
 
 import torch
 
-from ..errors import LangNeuronError
-from ..stats import ActivationStats
-from .base import DetectionResult, Detector, check_rate
-from .registry import register_detector
-from .scoring import clamped_entropy, kth_threshold, lowest_k, snap, to_units, unit_probs
+from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.detectors.base import DetectionResult, Detector, check_rate
+from langneuron_eval.detectors.registry import register_detector
+from langneuron_eval.detectors.scoring import (
+    clamped_entropy,
+    kth_threshold,
+    lowest_k,
+    snap,
+    to_units,
+    unit_probs,
+)
+from langneuron_eval.errors import LangNeuronError
 
 LAMBDA_HI_CODE = 0.2
 LAMBDA_EPS_CODE = 1e-3

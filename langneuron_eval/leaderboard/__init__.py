@@ -12,6 +12,6 @@ Importing this package is cheap; matplotlib and torch are loaded only when a pag
 
 from __future__ import annotations
 
-from .build import OUTPUT_NAMES, build_leaderboard, build_table, read_results
+from langneuron_eval.leaderboard.build import OUTPUT_NAMES, build_leaderboard, build_table, read_results
 
 __all__ = ["OUTPUT_NAMES", "build_leaderboard", "build_table", "read_results"]

@@ -22,11 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langneuron_eval.measurements import diagonal_dominance
-
-from .model import Row, Table
-from .results import MetricKey, Score
-from .sources import NeuronLayers, PplMatrix
+from langneuron_eval.leaderboard.model import Row, Table
+from langneuron_eval.leaderboard.results import MetricKey, Score
+from langneuron_eval.leaderboard.sources import NeuronLayers, PplMatrix
+from langneuron_eval.pipelines.measurements import diagonal_dominance
 
 CONTROL = "random"
 PPL_METRIC = "byte_perplexity"

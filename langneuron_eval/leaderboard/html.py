@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langneuron_eval import __version__
-
-from . import analysis, plots
-from .analysis import Detector
-from .columns import FIELDS, fmt_md_score
-from .model import Block, Cell, Table, View, format_date, format_params
-from .results import MetricKey
+from langneuron_eval.leaderboard import analysis, plots
+from langneuron_eval.leaderboard.analysis import Detector
+from langneuron_eval.leaderboard.columns import FIELDS, fmt_md_score
+from langneuron_eval.leaderboard.model import Block, Cell, Table, View, format_date, format_params
+from langneuron_eval.leaderboard.results import MetricKey
 
 _ASSETS = Path(__file__).resolve().parent
 NUMERIC_FIELDS = {"id", "samples"}

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .results import MetricKey, ResultFile, Score
+from langneuron_eval.leaderboard.results import MetricKey, ResultFile, Score
 
 Warn = Callable[[str], None]
 

@@ -14,7 +14,7 @@ import math
 import warnings
 from collections.abc import Iterator, Mapping
 
-from .sources import NeuronLayers
+from langneuron_eval.leaderboard.sources import NeuronLayers
 
 MAX_LABEL = 60
 

@@ -80,7 +80,7 @@ def load_ppl_matrix(path: str | os.PathLike) -> PplMatrix:
 
 def load_neuron_layers(path: str | os.PathLike) -> NeuronLayers:
     """Load a neuron file (schema and hash checked by ``NeuronFile.load``) and count neurons per layer."""
-    from langneuron_eval.neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
 
     nf = NeuronFile.load(path)
     num_layers = nf.fingerprint.num_layers

@@ -13,13 +13,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from langneuron_eval.comparison import difference
-from langneuron_eval.corpus import LANG_CODE
-
-from . import analysis
-from .analysis import Detector, Selectivity, Steering
-from .model import Block, Cell, Table, View, format_params
-from .results import MetricKey, Score
+from langneuron_eval.core.corpus import LANG_CODE
+from langneuron_eval.leaderboard import analysis
+from langneuron_eval.leaderboard.analysis import Detector, Selectivity, Steering
+from langneuron_eval.leaderboard.model import Block, Cell, Table, View, format_params
+from langneuron_eval.leaderboard.results import MetricKey, Score
+from langneuron_eval.lmeval.comparison import difference
 
 # task family -> the metric its column shows (the first one present), longest family name first
 FAMILIES: dict[str, tuple[str, ...]] = {

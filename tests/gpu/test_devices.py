@@ -11,12 +11,13 @@ import sys
 import pytest
 import torch
 
-from langneuron_eval.corpus import resolve_corpus
-from langneuron_eval.interventions import Intervention, LanguageEdit
-from langneuron_eval.neurons import NeuronFile
-from langneuron_eval.recorder import RecordConfig, _Accumulator, record
-from langneuron_eval.sites import ModelFingerprint
-from langneuron_eval.stats import ActivationStats
+from langneuron_eval.core.corpus import resolve_corpus
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.interventions import Intervention, LanguageEdit
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.counters import Accumulator
+from langneuron_eval.core.recorder import RecordConfig, record
+from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.testing import make_tiny_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -38,7 +39,7 @@ def _cpu_and_gpu(tiny_corpus_dir, dtype=torch.float32, **cfg):
 
 
 def test_counters_live_on_the_activations_device():
-    acc = _Accumulator(K=1, L=2, N=8, sentence_means=True)
+    acc = Accumulator(K=1, L=2, N=8, sentence_means=True)
     acc.start_batch(torch.ones(2, 3, dtype=torch.bool))
     acts = torch.randn(2, 3, 8, device="cuda")
     acc(0, acts)

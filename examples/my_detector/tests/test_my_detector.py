@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.detectors import available_detectors, get_detector, run_detector
-from langneuron_eval.neurons import NeuronFile
 
 TARGET = "my_detector:MeanContrastDetector"
 

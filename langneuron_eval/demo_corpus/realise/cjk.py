@@ -3,8 +3,8 @@ particles and word order from the templates. Sentences of a paragraph are joined
 
 from __future__ import annotations
 
-from ..engine import Frame, Realiser
-from ..entries import Entry
+from langneuron_eval.demo_corpus.engine import Frame, Realiser
+from langneuron_eval.demo_corpus.entries import Entry
 
 
 class _CJK(Realiser):

@@ -3,8 +3,8 @@ possessives (sein/ihr) agreeing with the possessor and declined for the possesse
 
 from __future__ import annotations
 
-from ..engine import Frame, Realiser
-from ..entries import GENDER_INDEX, Entry
+from langneuron_eval.demo_corpus.engine import Frame, Realiser
+from langneuron_eval.demo_corpus.entries import GENDER_INDEX, Entry
 
 DEF = {"nom": {"m": "der", "f": "die", "n": "das", "p": "die"},
        "acc": {"m": "den", "f": "die", "n": "das", "p": "die"},

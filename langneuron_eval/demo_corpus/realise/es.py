@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..engine import Frame, Realiser
-from ..entries import Entry
+from langneuron_eval.demo_corpus.engine import Frame, Realiser
+from langneuron_eval.demo_corpus.entries import Entry
 
 
 def the(gender: str, body: str) -> str:

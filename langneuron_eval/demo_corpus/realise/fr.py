@@ -3,8 +3,8 @@ agreement (un petit appartement, une maison moderne, un vieil appartement), son/
 
 from __future__ import annotations
 
-from ..engine import Frame, Realiser
-from ..entries import Entry
+from langneuron_eval.demo_corpus.engine import Frame, Realiser
+from langneuron_eval.demo_corpus.entries import Entry
 
 _VOWELS = "aeiouyàâäéèêëîïôöûùüœæh"
 

@@ -29,9 +29,7 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from .errors import LangNeuronError
-from .fileio import sha256_file
-from .interventions import (
+from langneuron_eval.core.interventions import (
     Intervention,
     check_mode,
     check_positions,
@@ -39,9 +37,12 @@ from .interventions import (
     edits_from_args,
     parse_value,
 )
-from .modeling import check_model_path, non_text_token_ids, split_gguf
-from .neurons import NeuronFile
-from .sites import check_template, resolve_for_file
+from langneuron_eval.core.modeling import check_model_path, non_text_token_ids, split_gguf
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.sites import resolve_for_file
+from langneuron_eval.core.templates import check_template
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import sha256_file
 
 OTHERS = "others"  # deactivate=others: every language of the neuron file except lang
 
@@ -157,7 +158,7 @@ class LangNeuronLM(HFLM):
         lang: target language(s) of ``mode``, several joined with ``+``.
         value: activation value for ``activate``: mean | median | pNN | a number.
         strength: multiplies the value (``activate``) or the activation (``scale``).
-        positions: all | generated (see ``langneuron_eval.interventions``).
+        positions: all | generated (see ``langneuron_eval.core.interventions``).
         deactivate: languages joined with ``+`` to zero before ``mode`` is applied, or ``others``
             (every language of the file except ``lang``: LAPE-style "activate the target,
             deactivate the rest").
@@ -301,7 +302,7 @@ class LangNeuronLM(HFLM):
     # ------------------------------------------------------------------ provenance
     def intervention_info(self) -> dict[str, Any]:
         """What ``results["config"]["langneuron"]`` records, enough to reproduce the intervention."""
-        from . import __version__
+        from langneuron_eval import __version__
 
         spec, nf = self._spec, self._neurons
         info: dict[str, Any] = {

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .errors import LangNeuronError
-from .hooks import hook_sites
-from .neurons import NeuronFile
-from .sites import NeuronSites, resolve_for_file
+from langneuron_eval.core.fingerprint import NeuronSites
+from langneuron_eval.core.hooks import hook_sites
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.sites import resolve_for_file
+from langneuron_eval.errors import LangNeuronError
 
 MODES = ("none", "deactivate", "activate", "scale")
 POSITIONS = ("all", "generated")

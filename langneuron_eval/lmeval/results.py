@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import LangNeuronError
-from .fileio import write_text
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import write_text
 
 # top-level keys of an lm-eval results dict that change from run to run (clock readings)
 VOLATILE_KEYS = ("date", "start_time", "end_time", "total_evaluation_time_seconds")

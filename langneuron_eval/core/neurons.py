@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from .errors import LangNeuronError
-from .fileio import canonical_json, read_json, sha256_bytes, write_json
-from .sites import ModelFingerprint
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import canonical_json, read_json, sha256_bytes, write_json
 
 SCHEMA = "langneuron-eval/neurons"
 SCHEMA_VERSION = 1

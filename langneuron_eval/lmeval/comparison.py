@@ -14,8 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .errors import LangNeuronError
-from .fileio import read_json
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import read_json
 
 ScoreKey = tuple[str, str, str]  # (task, metric, filter)
 Scores = dict[ScoreKey, dict[str, float | None]]  # key -> {"value", "stderr"}

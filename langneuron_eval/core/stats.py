@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 
-from .errors import LangNeuronError
-from .fileio import atomic_path, canonical_json, check_readable
-from .sites import ModelFingerprint
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import atomic_path, canonical_json, check_readable
 
 SCHEMA = "langneuron-eval/activation-stats"
 SCHEMA_VERSION = 1

@@ -13,10 +13,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fileio import jsonable, write_json, write_text
-from .measurements import EvalConfig, diagonal_dominance, plot_ppl_matrix, ppl_change_matrix, steering_gains
-from .progress import Progress, quiet_lm_eval
-from .results import write_results
+from langneuron_eval.fileio import jsonable, write_json, write_text
+from langneuron_eval.lmeval.results import write_results
+from langneuron_eval.pipelines.measurements import (
+    EvalConfig,
+    diagonal_dominance,
+    plot_ppl_matrix,
+    ppl_change_matrix,
+    steering_gains,
+)
+from langneuron_eval.pipelines.progress import Progress, quiet_lm_eval
 
 
 @dataclass
@@ -59,8 +65,9 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
 
     lm-eval's bars and logs are silenced while it runs (unless ``verbose``) and restored afterwards.
     """
-    from . import demo_assets, evaluation
-    from .provenance import versions
+    from langneuron_eval.core import demo_assets
+    from langneuron_eval.lmeval import evaluation
+    from langneuron_eval.provenance import versions
 
     base_model = base_model or str(demo_assets.base_model_path())
     aligned_model = aligned_model or str(demo_assets.aligned_model_path())
@@ -85,10 +92,10 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
 
 def _record_statistics(demo: _Demo) -> None:
     """Activation statistics of both models on the demo corpus's detection split."""
-    from . import demo_assets
-    from .corpus import resolve_corpus
-    from .modeling import load_model
-    from .recorder import RecordConfig, record
+    from langneuron_eval.core import demo_assets
+    from langneuron_eval.core.corpus import resolve_corpus
+    from langneuron_eval.core.modeling import load_model
+    from langneuron_eval.core.recorder import RecordConfig, record
 
     cfg = demo.cfg
     bar = demo.log(f"recording activation statistics ({cfg.detect_sentences} sentences x {len(demo.langs)} "
@@ -107,8 +114,8 @@ def _record_statistics(demo: _Demo) -> None:
 
 def _detect_neurons(demo: _Demo) -> None:
     """lape, kojima_ap, zhang and random on the base model; zhang on the aligned one for the type shift."""
-    from .detectors import run_detector
-    from .neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
+    from langneuron_eval.detectors import run_detector
 
     demo.log("detecting neurons: lape, kojima_ap, zhang, random")
     for method, p in demo.cfg.reference_params().items():
@@ -121,8 +128,8 @@ def _detect_neurons(demo: _Demo) -> None:
 
 def _ppl_matrices(demo: _Demo) -> None:
     """Perplexity-change matrices with LAPE's neurons and with the random control."""
-    from . import evaluation
-    from .neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
+    from langneuron_eval.lmeval import evaluation
 
     langs, cfg = demo.langs, demo.cfg
     demo.summary["ppl_matrix"] = {}
@@ -143,7 +150,7 @@ def _ppl_matrices(demo: _Demo) -> None:
 
 def _steering(demo: _Demo) -> None:
     """Every language's neurons activated, against the unsteered model, per steering detector."""
-    from . import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     cfg = demo.cfg
     demo.summary["steering"] = {}
@@ -160,7 +167,7 @@ def _steering(demo: _Demo) -> None:
 
 def _qa(demo: _Demo) -> None:
     """xqa / xmath for the base and the aligned model."""
-    from . import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     cfg = demo.cfg
     bar = demo.log("xqa / xmath for the base and the aligned model", runs=2)
@@ -178,8 +185,8 @@ def _qa(demo: _Demo) -> None:
 
 def _neuron_shift(demo: _Demo) -> None:
     """Zhang et al.'s neuron-type shift: zhang on the base vs the aligned model's statistics."""
-    from .detectors.report import compare
-    from .neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
+    from langneuron_eval.detectors.report import compare
 
     demo.log("neuron-type shift between base and aligned model (zhang)")
     shift = compare(NeuronFile.load(demo.neuron_paths["zhang"]), demo.zhang_aligned)
@@ -188,7 +195,7 @@ def _neuron_shift(demo: _Demo) -> None:
 
 
 def _leaderboard(demo: _Demo) -> None:
-    from .leaderboard.build import build_leaderboard
+    from langneuron_eval.leaderboard.build import build_leaderboard
 
     demo.log("leaderboard")
     build_leaderboard([demo.out / "results"], demo.out / "leaderboard", force=True,

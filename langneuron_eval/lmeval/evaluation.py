@@ -1,7 +1,7 @@
 """Calling ``lm_eval.simple_evaluate`` from Python on our tasks (used by ppl-matrix, the demo, the benchmark).
 
 The CLI route (``lm_eval --model langneuron ...``) loads the model once per run. Sweeps such as the
-perplexity matrix instead load one :class:`~langneuron_eval.lm_model.LangNeuronLM`, switch its
+perplexity matrix instead load one :class:`~langneuron_eval.lmeval.model.LangNeuronLM`, switch its
 intervention with ``set_intervention`` and pass the *instance* to ``simple_evaluate``; the task
 manager is built once, with only our task folder (indexing lm-eval's ~15k built-in tasks takes ~8 s).
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import LangNeuronError
+from langneuron_eval.errors import LangNeuronError
 
 DEFAULT_SEEDS = (0, 1234, 1234, 1234)  # python, numpy, torch, few-shot: lm-eval's defaults
 SEED_NAMES = ("python", "numpy", "torch", "fewshot")
@@ -37,7 +37,7 @@ def make_task_manager(include_defaults: bool = False, include_path: str | Path |
     """
     from lm_eval.tasks import TaskManager
 
-    from .lmeval_plugin import tasks_dir
+    from langneuron_eval.lmeval.plugin import tasks_dir
 
     extra = [] if include_path is None else ([include_path] if isinstance(include_path, (str, Path)) else list(include_path))
     ours = tasks_dir()
@@ -57,7 +57,7 @@ def check_tasks(tasks: Sequence[str], task_manager: Any) -> None:
 def load_model(pretrained: str | os.PathLike, neurons: str | os.PathLike | None = None, *, device: str = "cpu",
                batch_size: int | str = 1, dtype: str = "float32", **kwargs: Any):
     """Load ``pretrained`` once as a ``langneuron`` model (``kwargs``: intervention and ``hf`` arguments)."""
-    from .lm_model import LangNeuronLM
+    from langneuron_eval.lmeval.model import LangNeuronLM
 
     return LangNeuronLM(pretrained=str(pretrained), neurons=None if neurons is None else str(neurons),
                         device=device, batch_size=batch_size, dtype=dtype, **kwargs)
@@ -83,7 +83,7 @@ def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | s
     """
     import lm_eval
 
-    from .lmeval_plugin import register_model
+    from langneuron_eval.lmeval.plugin import register_model
 
     register_model()
     if task_manager is None:

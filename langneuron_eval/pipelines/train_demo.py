@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import LangNeuronError
+from langneuron_eval.errors import LangNeuronError
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from .sites import NeuronSites
+from langneuron_eval.core.fingerprint import NeuronSites
 
 # fn(layer, acts) sees acts [batch, pos, d_mlp] and returns a replacement tensor or None (unchanged). At a
 # segmented site (linear_out) it is called fn(layer, acts, offset) once per linear module of the layer, with

@@ -25,12 +25,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LangNeuronError
-from .fileio import jsonable, write_json, write_text
-from .measurements import EvalConfig, diagonal_dominance, params_text, ppl_change_matrix, steering_gains
-from .progress import Progress, quiet_lm_eval
-from .provenance import versions
-from .results import write_results
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import jsonable, write_json, write_text
+from langneuron_eval.lmeval.results import write_results
+from langneuron_eval.pipelines.measurements import (
+    EvalConfig,
+    diagonal_dominance,
+    params_text,
+    ppl_change_matrix,
+    steering_gains,
+)
+from langneuron_eval.pipelines.progress import Progress, quiet_lm_eval
+from langneuron_eval.provenance import versions
 
 REFERENCES = ("lape", "kojima_ap", "zhang", "random")
 EPS = 1e-9  # float noise allowed when comparing against a golden file
@@ -84,7 +90,7 @@ def parse_params(items: list[str] | None) -> dict[str, str]:
 
 def neuron_figures(nf: Any) -> dict[str, Any]:
     """Counts, unique units, mean cross-language overlap and layer distribution of a neuron file."""
-    from .detectors.report import summarize
+    from langneuron_eval.detectors.report import summarize
 
     s = summarize(nf)
     langs = list(s["overlap"])
@@ -139,8 +145,9 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
     ``task_manager`` (one that knows ``lang_ppl_*``/``lang_steer_*``, e.g. with an evaluation corpus in its
     metadata) replaces the default one. lm-eval's bars and logs are silenced unless ``verbose``.
     """
-    from . import demo_assets, evaluation
-    from .detectors import get_detector
+    from langneuron_eval.core import demo_assets
+    from langneuron_eval.detectors import get_detector
+    from langneuron_eval.lmeval import evaluation
 
     started = time.perf_counter()
     get_detector(target)  # unknown names fail before any slow work
@@ -170,7 +177,7 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
 
 def _statistics(bench: _Bench) -> Any:
     """The statistics: given (``--stats``), reused from an earlier run in ``out``, or recorded now."""
-    from .stats import ActivationStats
+    from langneuron_eval.core.stats import ActivationStats
 
     cfg, langs = bench.cfg, bench.langs
     if bench.stats_path:
@@ -196,9 +203,9 @@ def _statistics(bench: _Bench) -> Any:
 
 
 def _record(bench: _Bench) -> Any:
-    from .corpus import resolve_corpus, split_specs
-    from .modeling import load_model
-    from .recorder import RecordConfig, record
+    from langneuron_eval.core.corpus import resolve_corpus, split_specs
+    from langneuron_eval.core.modeling import load_model
+    from langneuron_eval.core.recorder import RecordConfig, record
 
     sources = resolve_corpus(split_specs(bench.corpus), bench.langs)
     m, tok = load_model(bench.model)
@@ -210,7 +217,7 @@ def _record(bench: _Bench) -> Any:
 
 def _detect(bench: _Bench, stats: Any) -> None:
     """The tested detector first, then the references; each neuron file saved under ``neurons/``."""
-    from .detectors import run_detector
+    from langneuron_eval.detectors import run_detector
 
     bench.runs = [(bench.label, bench.target, bench.params)] + [(m, m, p) for m, p in
                                                                  bench.cfg.reference_params().items()]
@@ -227,7 +234,7 @@ def _detect(bench: _Bench, stats: Any) -> None:
 
 def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> dict[str, Any]:
     """Neuron figures, perplexity matrix and steering of one detector (cached); writes its ppl_matrix.json."""
-    from .neurons import NeuronFile
+    from langneuron_eval.core.neurons import NeuronFile
 
     nf = NeuronFile.load(bench.neuron_paths[name])
     fig: dict[str, Any] = {"method": method, "params": nf.params, "neurons": str(bench.neuron_paths[name]),
@@ -252,7 +259,7 @@ def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> d
 
 def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
     """The perplexity-change matrix and steering gains of one neuron file, on one model load."""
-    from . import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     cfg, langs = bench.cfg, bench.langs
     t0 = time.perf_counter()
@@ -278,7 +285,7 @@ def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
 
 def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> dict[str, Any]:
     """Steering gains; the unsteered run once for all detectors; languages without neurons gain nothing."""
-    from . import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     langs, results_dir = bench.langs, bench.out / "results"
     if "steer" not in bench.baselines:
@@ -300,7 +307,7 @@ def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> d
 
 
 def _leaderboard(bench: _Bench, figures: dict[str, Any]) -> None:
-    from .leaderboard.build import build_leaderboard
+    from langneuron_eval.leaderboard.build import build_leaderboard
 
     bench.log("leaderboard")
     build_leaderboard([bench.out / "results"], bench.out / "leaderboard", force=True,
@@ -350,7 +357,7 @@ def check_golden(result: dict[str, Any], golden_path: Path, tolerance: float) ->
 
 # ---------------------------------------------------------------------------------------------- text
 def format_table(result: dict[str, Any]) -> str:
-    from .detectors.report import table
+    from langneuron_eval.detectors.report import table
 
     langs = result["languages"]
     figs = result["detectors"]

@@ -7,7 +7,7 @@ Three ways in, all ending in :func:`register_model` and :func:`patch_task_manage
    some code imports ``lm_eval.models`` or ``lm_eval.tasks.manager`` does it load this module, let
    the module load normally and then
 
-   * register ``"langneuron"`` -> ``"langneuron_eval.lm_model:LangNeuronLM"`` in
+   * register ``"langneuron"`` -> ``"langneuron_eval.lmeval.model:LangNeuronLM"`` in
      ``lm_eval.api.registry.model_registry`` as a lazy string, *after* lm-eval's own models: lm-eval
      imports ``lm_eval.models`` (and so registers ``hf`` ...) only while the registry is empty, so
      registering any earlier would hide every built-in model;
@@ -18,7 +18,7 @@ Three ways in, all ending in :func:`register_model` and :func:`patch_task_manage
 2. **The console script** ``langneuron-eval`` (:func:`lm_eval_main`): registers both explicitly
    and runs lm-eval's CLI, so it works with the hook disabled.
 3. **Programmatic**: call :func:`register` before ``lm_eval.simple_evaluate`` (or use
-   :mod:`langneuron_eval.evaluation`).
+   :mod:`langneuron_eval.lmeval.evaluation`).
 
 Uncaught :class:`~langneuron_eval.errors.LangNeuronError` (bad ``--model_args``) is printed by lm-eval's
 CLI as one line instead of a traceback (``LANGNEURON_EVAL_TRACEBACK=1`` shows the traceback).
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 MODEL_NAME = "langneuron"
-MODEL_TARGET = "langneuron_eval.lm_model:LangNeuronLM"
+MODEL_TARGET = "langneuron_eval.lmeval.model:LangNeuronLM"
 DISABLE_ENV = "LANGNEURON_EVAL_DISABLE_LM_EVAL_HOOK"
 TRACEBACK_ENV = "LANGNEURON_EVAL_TRACEBACK"
 _PATCH_MARK = "_langneuron_eval_patched"
@@ -136,7 +136,7 @@ def install_excepthook() -> None:
         return
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
-        from .errors import LangNeuronError
+        from langneuron_eval.errors import LangNeuronError
 
         if issubclass(exc_type, LangNeuronError) and not os.environ.get(TRACEBACK_ENV):
             print(_format_error(exc), file=sys.stderr)
@@ -215,7 +215,7 @@ PTH_LINE = (
     '("1", "true", "yes", "on") or any(getattr(f, "langneuron_boot", False) for f in sys.meta_path) or '
     'sys.meta_path.insert(0, type("LangNeuronEvalBootFinder", (), '
     '{"langneuron_boot": True, "find_spec": staticmethod(lambda name, path=None, target=None: '
-    '__import__("langneuron_eval.lmeval_plugin", fromlist=["find_spec"]).find_spec(name, path, target) '
+    '__import__("langneuron_eval.lmeval.plugin", fromlist=["find_spec"]).find_spec(name, path, target) '
     'if name in ("lm_eval.models", "lm_eval.tasks.manager") else None)})())'
 )
 """The single line of ``langneuron_eval_lmeval.pth`` (kept here so a test checks the file matches).
@@ -240,7 +240,7 @@ def install_import_hook() -> None:
 
 def lm_eval_main(argv: Sequence[str] | None = None) -> int:
     """``langneuron-eval``: lm-eval's CLI with ``langneuron`` and our tasks registered explicitly."""
-    from .errors import LangNeuronError
+    from langneuron_eval.errors import LangNeuronError
 
     register()
     from lm_eval.__main__ import cli_evaluate

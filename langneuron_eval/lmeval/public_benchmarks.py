@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import LangNeuronError
+from langneuron_eval.errors import LangNeuronError
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "benchmarks.json"
 SEARCH_DEPTH = 3  # folder levels below data_dir searched for a benchmark file
@@ -40,7 +40,7 @@ def task_languages(benchmark: str) -> dict[str, str]:
     Codes the language table cannot name are left out; where two codes name one language (Belebele's
     ``hin_Deva`` and romanised ``hin_Latn``) the one in the language's usual script is kept.
     """
-    from .languages import normalize, table
+    from langneuron_eval.languages import normalize, table
 
     out: dict[str, str] = {}
     for code in benchmarks()[benchmark]["codes"]:

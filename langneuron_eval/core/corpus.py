@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LangNeuronError
-from .fileio import sha256_file
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import sha256_file
 
 LANG_CODE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]+)*$")  # the shape of a language code, known or not
 _HF = re.compile(r"^hf:(?P<ds>[^:@#]+)(:(?P<cfg>[^@#]+))?(@(?P<split>[^#]+))?(#(?P<col>.+))?$")
@@ -240,7 +240,7 @@ def lid_mismatch(source: CorpusSource, sample: int = 200) -> tuple[float, str | 
     import itertools
     from collections import Counter
 
-    from .lid import detect
+    from langneuron_eval.lid import detect
 
     base = source.lang.split("_")[0].split("-")[0]
     labels = [detect(t) for t in itertools.islice(source.texts(), sample)]

@@ -1,4 +1,4 @@
-"""Turn the seed repositories' activation files into :class:`~langneuron_eval.stats.ActivationStats`.
+"""Turn the seed repositories' activation files into :class:`~langneuron_eval.core.stats.ActivationStats`.
 
 Researchers already hold per-language activation counts made by the reference code, often for 7B
 models that took hours per language to record. Two layouts exist, both ``torch.save``'d dicts, one
@@ -31,10 +31,11 @@ from typing import Any
 
 import torch
 
-from .errors import LangNeuronError
-from .fileio import check_readable, sha256_file
-from .sites import ModelFingerprint, check_site
-from .stats import ActivationStats
+from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.sites import check_site
+from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import check_readable, sha256_file
 
 _NAME = re.compile(r"^(?P<prefix>prefix\.)?activation\.(?P<lang>[^.]+)\.(?P<tag>.+)$")
 FORMATS = {"n": "lape", "total_tokens": "njunlp"}  # token-count key -> reference code
@@ -89,7 +90,7 @@ def _parse_name(path: Path) -> re.Match[str] | None:
 
 
 def _normalize(code: str, where: str) -> str:
-    from .languages import normalize
+    from langneuron_eval.languages import normalize
 
     try:
         return normalize(code, lid_only=False)
@@ -234,7 +235,7 @@ def _check_model_type(model_type: str) -> str:
     """A transformers ``model_type`` or one in our adapter table; typos fail here, not at intervention time."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-    from .sites import ADAPTERS
+    from langneuron_eval.core.adapters import ADAPTERS
 
     if not model_type or (model_type not in CONFIG_MAPPING_NAMES and model_type not in ADAPTERS):
         raise LangNeuronError(f"unknown model type {model_type!r}: name the model's config.model_type "
@@ -246,7 +247,7 @@ def model_shape(model: str) -> tuple[str, int, int]:
     """(model_type, layers, FFN units per layer) from a model's config alone; no weights are read."""
     from transformers import AutoConfig
 
-    from .sites import config_intermediate_size
+    from langneuron_eval.core.adapters import config_intermediate_size
 
     try:
         cfg = AutoConfig.from_pretrained(model)
@@ -292,7 +293,7 @@ def import_reference(refs: Sequence[ReferenceFile], config: ImportConfig) -> tup
                           has_sums=all(c.sums is not None for _, c, _, _ in per_lang))
     L, N = first.over_zero.shape
     _check_shape(config, int(L), int(N))
-    from .provenance import versions
+    from langneuron_eval.provenance import versions
 
     stats = ActivationStats(
         languages=[r.lang for r in refs],

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_path
-from .languages import DEMO_LANGUAGES
-from .results import write_results
+from langneuron_eval.fileio import atomic_path
+from langneuron_eval.languages import DEMO_LANGUAGES
+from langneuron_eval.lmeval.results import write_results
 
 RunHook = Callable[[str], None]  # called with a label before each lm-eval run
 
@@ -103,7 +103,7 @@ class _PplRuns:
         the bootstrapped stderr of each perplexity (1000 resamples in a process pool), lm-eval's environment
         report (subprocesses) and re-reading the tasks' documents (the tasks are loaded once and reused).
         """
-        from . import evaluation
+        from langneuron_eval.lmeval import evaluation
 
         if self.on_run is not None:
             self.on_run(label)
@@ -136,7 +136,7 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_
     Returns ``baseline``, ``perplexity`` (rows x columns), ``matrix``, ``seconds``, ``runs``, ``tokens``
     (scored tokens over all runs) and ``tokens_per_second``.
     """
-    from . import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     runs = _PplRuns(lm, list(langs), limit, task_manager or evaluation.make_task_manager(), metric, results_dir,
                     on_run)
@@ -170,7 +170,7 @@ def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any
     ``base_res`` (the unsteered ``lang_steer_*`` results of the same model and limit) skips the unsteered
     run. Every run's lm-eval results are saved under ``results_dir``. Returns (rates, unsteered results).
     """
-    from . import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     if base_res is None:
         if on_run is not None:
@@ -258,8 +258,8 @@ def held_out_sources(specs: Sequence[str] | None, langs: Sequence[str] | None) -
     ``specs`` is a corpus spec as ``langneuron record --corpus`` takes it; ``langs`` (normalised codes) must all
     be covered. Without ``specs`` every language in ``langs`` must be one the shipped text covers.
     """
-    from .corpus import resolve_corpus, split_specs
-    from .errors import LangNeuronError
+    from langneuron_eval.core.corpus import resolve_corpus, split_specs
+    from langneuron_eval.errors import LangNeuronError
 
     if specs:
         return resolve_corpus(split_specs(specs), list(langs) if langs else None)
@@ -277,8 +277,8 @@ def check_held_out(sources: Sequence[Any], recorded: dict[str, Any] | None, allo
     ``recorded`` is a statistics file's ``corpus`` metadata (as neuron files keep it in
     ``provenance.stats_corpus``). With ``allow_overlap`` the overlaps become warnings instead of an error.
     """
-    from .corpus import overlap_problems
-    from .errors import LangNeuronError
+    from langneuron_eval.core.corpus import overlap_problems
+    from langneuron_eval.errors import LangNeuronError
 
     if not recorded:
         return ["the neurons do not record the corpus their statistics came from; cannot check that the "
@@ -292,7 +292,7 @@ def check_held_out(sources: Sequence[Any], recorded: dict[str, Any] | None, allo
 
 def eval_task_manager(sources: Sequence[Any] | None, tasks: Sequence[str]) -> Any:
     """A task manager whose ``lang_ppl_*`` tasks read ``sources`` (lm-eval metadata ``corpus``), ``tasks`` checked."""
-    from . import evaluation
+    from langneuron_eval.lmeval import evaluation
 
     metadata = None if sources is None else {"corpus": ",".join(f"{s.lang}={s.location}" for s in sources)}
     tm = evaluation.make_task_manager(metadata=metadata)

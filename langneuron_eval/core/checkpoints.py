@@ -1,0 +1,54 @@
+"""Checkpoints of a recording run, so that an interrupted run continues with --resume to the same file."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from langneuron_eval.core.counters import Accumulator
+from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import atomic_path, canonical_json
+
+
+class Checkpoint:
+    """Periodic snapshot of a recording run, so an interrupted run can continue with --resume.
+
+    Snapshots are taken at chunk boundaries and the resumed run re-reads the same chunks, so the batches,
+    and hence the floating-point additions, are exactly those of an uninterrupted run.
+    """
+
+    def __init__(self, path: str | None, every: int, key: dict) -> None:
+        self.path, self.every, self.key = path, every, key
+
+    def save(self, acc: Accumulator, progress: dict) -> None:
+
+
+        tensors = {**acc.totals("cpu"), "n_tokens": acc.n_tokens}
+        if acc.want_sentences and acc.sentence_rows:
+            tensors["sentence_rows"] = torch.cat(acc.sentence_rows)
+            tensors["sentence_ids"] = torch.cat(acc.sentence_ids)
+        with atomic_path(self.path, force=True) as tmp:
+            save_file(tensors, str(tmp), metadata={"key": canonical_json(self.key),
+                                                   "progress": canonical_json(progress)})
+
+    def load(self, acc: Accumulator) -> dict:
+
+
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                meta = f.metadata()
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:
+            raise LangNeuronError(f"cannot read checkpoint {self.path} ({e}); delete it to start over") from None
+        if json.loads(meta["key"]) != json.loads(json.dumps(self.key)):
+            raise LangNeuronError(f"checkpoint {self.path} was made with another model, corpus or settings; "
+                                  "delete it or drop --resume")
+        acc.resumed = {name: tensors[name] for name in ("positive", "sums", "sq_sums")}
+        acc.layers = [None] * acc.L  # rebuilt from `resumed` where each layer's activations appear
+        acc.n_tokens.copy_(tensors["n_tokens"])
+        if "sentence_rows" in tensors:
+            acc.sentence_rows, acc.sentence_ids = [tensors["sentence_rows"]], [tensors["sentence_ids"]]
+        return json.loads(meta["progress"])
