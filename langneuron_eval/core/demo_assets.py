@@ -8,7 +8,7 @@ from pathlib import Path
 
 from langneuron_eval.errors import LangNeuronError
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def _model_dir(name: str) -> Path:
@@ -35,7 +35,7 @@ def cache_dir() -> Path:
 
 def _corpus_key() -> str:
     """Changes whenever the corpus generator's sources change, so a stale materialised copy is never used."""
-    src = Path(__file__).parent / "demo_corpus"
+    src = Path(__file__).resolve().parents[1] / "demo_corpus"
     h = hashlib.sha256()
     for p in sorted(src.rglob("*")):
         if p.is_file() and p.suffix in (".py", ".txt"):

@@ -47,7 +47,7 @@ def hook_disabled() -> bool:
 
 def tasks_dir() -> Path:
     """The folder holding our task YAMLs: ``langneuron_eval/tasks`` when installed, else the repo's ``tasks/``."""
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]
     installed = pkg / "tasks"
     if installed.is_dir():
         return installed

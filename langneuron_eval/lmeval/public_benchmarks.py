@@ -24,7 +24,7 @@ from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "benchmarks.json"
+DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "benchmarks.json"
 SEARCH_DEPTH = 3  # folder levels below data_dir searched for a benchmark file
 
 
