@@ -140,7 +140,7 @@ def test_results_config_records_the_intervention(tiny_model_dir, neurons, task_m
 
 def test_lm_eval_parses_none_to_None():
     # `--model_args mode=none` reaches the model as None through lm-eval's simple_parse_args_string
-    from langneuron_eval.lmeval.model import InterventionSpec
+    from langneuron_eval.core.interventions import InterventionSpec
 
     assert InterventionSpec.from_args(mode=None).mode == "none"
     spec = InterventionSpec.from_args(mode="activate", lang="zh+ja", value="p90", strength=4)

@@ -210,7 +210,7 @@ def test_intervention_hooks_the_module_its_neuron_file_names(models):
 # ------------------------------------------------------------------------------------------ adapters
 @pytest.fixture
 def clean_adapters(monkeypatch):
-    monkeypatch.setattr(adapters_mod, "ADAPTERS", dict(adapters_mod.ADAPTERS))
+    monkeypatch.setattr(adapters_mod, "REGISTRY", adapters_mod.REGISTRY.copy())
 
 
 def test_register_adapter_wins_over_discovery(models, clean_adapters):

@@ -1,17 +1,17 @@
 """Explicit layouts for architectures that discovery cannot read, registered in code or by entry points.
 
 An :class:`Adapter` names, for one ``config.model_type``, the decoder-layer list, the activation module and
-the down projection. Adapters come from :data:`ADAPTERS` (filled by :func:`register_adapter`) or from the
+the down projection. Adapters come from :data:`REGISTRY` (filled by :func:`register_adapter`) or from the
 entry-point group ``langneuron_eval.adapters`` of installed packages.
 """
 
 from __future__ import annotations
 
-import importlib.metadata as md
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from langneuron_eval.core.registry import Registry
 from langneuron_eval.errors import LangNeuronError
 
 ENTRY_POINT_GROUP = "langneuron_eval.adapters"
@@ -43,54 +43,33 @@ class Adapter:
 
 # Explicit layouts for architectures discovery cannot see. XLM keeps its FFNs in a list of their own
 # (``transformer.ffns``, parallel to ``transformer.attentions``) and applies GELU as a function.
-ADAPTERS: dict[str, Adapter] = {
-    "xlm": Adapter("transformer.ffns", None, "lin2"),
-}
+REGISTRY = Registry("adapter", ENTRY_POINT_GROUP, {"xlm": Adapter("transformer.ffns", None, "lin2")})
 
 
 def register_adapter(model_type: str, adapter: Adapter) -> None:
     """Add or replace the adapter for ``model_type``; it wins over entry points and discovery."""
-    ADAPTERS[model_type] = adapter
-
-
-def _entry_point_adapter(model_type: str) -> Adapter | None:
-    """The adapter an installed package declares for ``model_type`` (group ``langneuron_eval.adapters``)."""
-    try:
-        eps = [ep for ep in md.entry_points(group=ENTRY_POINT_GROUP) if ep.name == model_type]
-    except Exception:  # a broken installed distribution must not break discovery
-        return None
-    if not eps:
-        return None
-    ep = eps[0]
-    try:
-        obj = ep.load()
-    except Exception as e:
-        raise LangNeuronError(f"cannot load adapter entry point {ep.name}={ep.value}: "
-                              f"{e.__class__.__name__}: {e}") from None
-    if callable(obj) and not isinstance(obj, Adapter):
-        obj = obj()
-    if not isinstance(obj, Adapter):
-        raise LangNeuronError(f"adapter entry point {ep.name}={ep.value} gives a {type(obj).__name__}, "
-                              "expected a langneuron_eval.core.adapters.Adapter")
-    return obj
+    REGISTRY.register(model_type, adapter, replace=True)
 
 
 def entry_point_adapters() -> dict[str, str]:
     """model_type -> ``module:attr`` of every adapter entry point installed (for listings and docs)."""
-    try:
-        return {ep.name: ep.value for ep in md.entry_points(group=ENTRY_POINT_GROUP)}
-    except Exception:
-        return {}
+    return REGISTRY.entry_points()
 
 
 def get_adapter(model_type: str) -> Adapter | None:
-    """The explicit adapter for ``model_type`` (registered or from an entry point), or None: discover."""
-    adapter = ADAPTERS.get(model_type)
-    if adapter is None:
-        adapter = _entry_point_adapter(model_type)
-        if adapter is not None:
-            ADAPTERS[model_type] = adapter
-    return adapter
+    """The explicit adapter for ``model_type`` (registered or from an entry point), or None: discover.
+
+    An entry point may name an :class:`Adapter` or a callable that returns one.
+    """
+    obj = REGISTRY.find(model_type)
+    if obj is None or isinstance(obj, Adapter):
+        return obj
+    made = obj() if callable(obj) else obj
+    if not isinstance(made, Adapter):
+        raise LangNeuronError(f"adapter entry point {model_type}={REGISTRY.entry_points().get(model_type)} gives a "
+                              f"{type(made).__name__}, expected a langneuron_eval.core.adapters.Adapter")
+    REGISTRY.register(model_type, made, replace=True)
+    return made
 
 
 _FOUR_TIMES_HIDDEN = {"gpt2": "n_embd", "gpt-sw3": "n_embd", "bloom": "hidden_size"}  # FFN width not in the config
@@ -101,7 +80,8 @@ def config_intermediate_size(config: Any) -> int | None:
 
     Loaded models take the width from the down projection's weight instead (:func:`resolve_sites`).
     """
-    adapter = ADAPTERS.get(getattr(config, "model_type", ""))
+    adapter = REGISTRY.find(getattr(config, "model_type", ""))
+    adapter = adapter if isinstance(adapter, Adapter) else None
     if adapter is not None and adapter.intermediate_size is not None:
         return int(adapter.intermediate_size(config))
     cfg = config.get_text_config() if hasattr(config, "get_text_config") else config

@@ -235,7 +235,7 @@ def _check_model_type(model_type: str) -> str:
     """A transformers ``model_type`` or one in our adapter table; typos fail here, not at intervention time."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-    from langneuron_eval.core.adapters import ADAPTERS
+    from langneuron_eval.core.adapters import REGISTRY as ADAPTERS
 
     if not model_type or (model_type not in CONFIG_MAPPING_NAMES and model_type not in ADAPTERS):
         raise LangNeuronError(f"unknown model type {model_type!r}: name the model's config.model_type "

@@ -22,7 +22,7 @@ How the modules are found, first match wins:
 1. a module-path template given by the user (``--act-module``/``--down-module``, ``act_module=``/
    ``down_module=`` in lm-eval ``--model_args``), e.g. ``model.layers.{layer}.mlp.act_fn``; it is
    recorded in the file fingerprint so later steps reuse it;
-2. :data:`ADAPTERS` (filled by :func:`register_adapter`) and adapters that installed packages declare
+2. :data:`~langneuron_eval.core.adapters.REGISTRY` (filled by :func:`register_adapter`) and adapters that installed packages declare
    in the entry-point group ``langneuron_eval.adapters`` (name = ``config.model_type``, value =
    ``module:attr`` of an :class:`Adapter`);
 3. discovery (:func:`discover_layout`): the decoder-layer list of the text decoder (multimodal wrappers

@@ -20,8 +20,6 @@ path, its sha256 and detector) is added to the results JSON under ``config.langn
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,110 +27,13 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from langneuron_eval.core.interventions import (
-    Intervention,
-    check_mode,
-    check_positions,
-    check_request,
-    edits_from_args,
-    parse_value,
-)
+from langneuron_eval.core.interventions import Intervention, InterventionSpec
 from langneuron_eval.core.modeling import check_model_path, non_text_token_ids, split_gguf
 from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.core.sites import resolve_for_file
 from langneuron_eval.core.templates import check_template
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import sha256_file
-
-OTHERS = "others"  # deactivate=others: every language of the neuron file except lang
-
-
-def _split_langs(value: Any, what: str) -> tuple[str, ...]:
-    """``"zh+ja"`` (lm-eval's --model_args splits on commas, so languages are joined with '+')."""
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        parts = value.split("+")
-    elif isinstance(value, Iterable):
-        parts = [str(v) for v in value]
-    else:
-        raise LangNeuronError(f"{what}={value!r} is not a language code; join several with '+', e.g. {what}=zh+ja")
-    langs = [p.strip() for p in parts]
-    if any(not p for p in langs):
-        raise LangNeuronError(f"{what}={value!r} has an empty language code; join several with '+', e.g. {what}=zh+ja")
-    return tuple(dict.fromkeys(langs))
-
-
-def _as_float(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise LangNeuronError(f"{what}={value!r} is not a number")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise LangNeuronError(f"{what}={value!r} is not a number") from None
-
-
-@dataclass(frozen=True)
-class InterventionSpec:
-    """The intervention requested through ``--model_args``, validated before the model is loaded.
-
-    Attributes:
-        mode: none | deactivate | activate | scale (applied to ``langs``).
-        langs: target languages of ``mode``.
-        value: activation value for ``activate``: ``mean``, ``median``, ``pNN`` or a number.
-        strength: multiplier of the activation value (``activate``) or of the activation (``scale``).
-        positions: ``all`` (prompt and generated tokens) or ``generated`` (only while generating).
-        deactivate: languages zeroed *before* ``mode`` is applied, or ``("others",)``.
-    """
-
-    mode: str = "none"
-    langs: tuple[str, ...] = ()
-    value: str | float = "mean"
-    strength: float = 1.0
-    positions: str = "all"
-    deactivate: tuple[str, ...] = ()
-
-    @classmethod
-    def from_args(cls, mode: Any = "none", lang: Any = None, value: Any = "mean", strength: Any = 1.0,
-                  positions: Any = "all", deactivate: Any = None) -> InterventionSpec:
-        # lm-eval's argument parser turns the string "none" into None
-        mode = check_mode("none" if mode is None else str(mode).strip().lower())
-        positions = check_positions("all" if positions is None else str(positions).strip().lower())
-        langs = _split_langs(lang, "lang")
-        deact = _split_langs(deactivate, "deactivate")
-        if OTHERS in deact and len(deact) > 1:
-            raise LangNeuronError("deactivate=others cannot be combined with other languages")
-        if OTHERS in deact and not langs:
-            raise LangNeuronError("deactivate=others needs lang=<code>: 'others' means every language except lang")
-        check_request(mode, langs, lang_without_mode=deact == (OTHERS,))
-        return cls(mode, langs, parse_value(value if value is not None else "mean"),
-                   _as_float(1.0 if strength is None else strength, "strength"), positions, deact)
-
-    @property
-    def needs_neurons(self) -> bool:
-        return self.mode != "none" or bool(self.deactivate)
-
-    def deactivated(self, neurons: NeuronFile | None) -> tuple[str, ...]:
-        """``deactivate`` with ``others`` expanded against the neuron file's languages."""
-        if self.deactivate == (OTHERS,):
-            have = list(neurons.languages) if neurons is not None else []
-            return tuple(lang for lang in have if lang not in self.langs)
-        return self.deactivate
-
-    def check_against(self, neurons: NeuronFile, path: str) -> None:
-        """Fail before the (slow) model load when the file cannot serve this intervention."""
-        have = list(neurons.languages)
-        for lang in (*self.langs, *self.deactivated(neurons)):
-            if lang not in neurons.languages:
-                raise LangNeuronError(
-                    f"language {lang!r} is not in neuron file {path} (it has: {', '.join(have) or 'none'})")
-        if self.mode == "activate" and isinstance(self.value, str):
-            for lang in self.langs:
-                neurons.value_table(lang, self.value)  # raises a one-line error naming the missing statistic
-
-    def edits(self, neurons: NeuronFile | None):
-        langs = self.langs if self.mode != "none" else ()
-        return edits_from_args(self.mode, langs, self.value, self.strength, self.deactivated(neurons))
 
 
 def _use_cpu_processes(device: Any) -> None:
