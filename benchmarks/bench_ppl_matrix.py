@@ -52,13 +52,13 @@ def random_neurons(model_dir: str, langs: list[str], path: Path, per_lang: int =
 
 def before(lm: Any, langs: list[str], limit: int, tm: Any) -> list[list[float]]:
     """The earlier loop: one ``evaluate`` by task name per pass, lm-eval's defaults otherwise."""
-    from langneuron_eval.lmeval import evaluation
+    from langneuron_eval.lmeval import evaluation, results
 
     tasks = [f"lang_ppl_{lang}" for lang in langs]
 
     def scores() -> dict[str, float]:
         res = evaluation.evaluate(lm, tasks, limit=limit, task_manager=tm)
-        return {lang: evaluation.metric(res, f"lang_ppl_{lang}", "byte_perplexity") for lang in langs}
+        return {lang: results.metric(res, f"lang_ppl_{lang}", "byte_perplexity") for lang in langs}
 
     lm.set_intervention(mode="none")
     base = scores()

@@ -235,10 +235,10 @@ def steering(cfg: RealConfig, lm: Any, out: Path, seconds: dict[str, float]) -> 
 
 
 def _rates(res: dict[str, Any], langs: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    from langneuron_eval.lmeval import evaluation
+    from langneuron_eval.lmeval import results
 
     def rate(task: str) -> float | None:
-        return evaluation.metric(res, task, "lang_rate") if task in res.get("results", {}) else None
+        return results.metric(res, task, "lang_rate") if task in res.get("results", {}) else None
 
     return {lang: {"bos": rate(f"lang_steer_{lang}"), "neutral": rate(f"lang_steer_prompted_{lang}")}
             for lang in langs}

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from langneuron_eval.errors import LangNeuronError
 
+LANG_CODE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]+)*$")  # the shape of a language code, known or not
 DATA_FILE = Path(__file__).resolve().parent / "data" / "languages.tsv"
 
 # The six languages of the shipped demo corpus and demo model (the only copy of this tuple).

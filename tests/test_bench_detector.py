@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from langneuron_eval.detectors import registry as reg
+from langneuron_eval.detectors.registry import parse_params
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.pipelines.detector_battery import (
     check_golden,
     format_table,
     golden_figures,
-    parse_params,
 )
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "my_detector"

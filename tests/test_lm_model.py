@@ -12,6 +12,7 @@ from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.lmeval import evaluation
 from langneuron_eval.lmeval.model import LangNeuronLM
+from langneuron_eval.lmeval.results import metric as results_metric
 
 LAYERS, UNITS = 2, 48  # TINY_CONFIGS["llama"]
 
@@ -63,7 +64,7 @@ def test_mode_none_is_bit_identical_to_hf(tiny_model_dir, neurons, task_manager)
 def test_deactivation_changes_the_language_ppl_and_restores_exactly(lm, task_manager):
     def ppl():
         res = evaluation.evaluate(lm, ["lang_ppl_zh"], limit=4, task_manager=task_manager)
-        return evaluation.metric(res, "lang_ppl_zh", "byte_perplexity")
+        return results_metric(res, "lang_ppl_zh", "byte_perplexity")
 
     lm.set_intervention(mode="none")
     base = ppl()

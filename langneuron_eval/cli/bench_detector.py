@@ -81,11 +81,11 @@ def _check_inputs(args: argparse.Namespace, langs: list[str]) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
+    from langneuron_eval.detectors.registry import parse_params
     from langneuron_eval.languages import normalize_many
     from langneuron_eval.pipelines.detector_battery import (
         BenchConfig,
         check_golden,
-        parse_params,
         run_bench,
         write_golden,
         write_report,

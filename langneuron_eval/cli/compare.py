@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         raise LangNeuronError("the two results files share no task/metric (after --tasks/--metrics filtering)")
     print(format_table(rows))
-    base_tasks, aligned_tasks = {k[0] for k in base}, {k[0] for k in aligned}
+    base_tasks, aligned_tasks = {k.task for k in base}, {k.task for k in aligned}
     only_base, only_aligned = sorted(base_tasks - aligned_tasks), sorted(aligned_tasks - base_tasks)
     if only_base:
         print(f"only in base: {', '.join(only_base)}")

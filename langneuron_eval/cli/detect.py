@@ -30,18 +30,6 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     return p
 
 
-def parse_params(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise LangNeuronError(f"--param {item!r} is not NAME=VALUE")
-        if name.strip() in out:
-            raise LangNeuronError(f"--param {name.strip()!r} given twice")
-        out[name.strip()] = value.strip()
-    return out
-
-
 def list_methods() -> int:
     from langneuron_eval.detectors.registry import REGISTRY, get_detector
 
@@ -65,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise LangNeuronError("--stats is required (activation statistics from `langneuron record`)")
     if not args.out:
         raise LangNeuronError("--out is required (where to write the neuron file)")
+    from langneuron_eval.detectors.registry import parse_params
+
     params = parse_params(args.param)
 
     from langneuron_eval.core.stats import ActivationStats

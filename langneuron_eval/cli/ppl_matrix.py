@@ -17,6 +17,7 @@ from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import check_output_dir, check_writable, sha256_file, write_json
+from langneuron_eval.lmeval.catalogue import PPL_METRIC, PPL_METRICS, ppl_task
 from langneuron_eval.pipelines.measurements import (
     check_held_out,
     eval_task_manager,
@@ -27,8 +28,6 @@ from langneuron_eval.pipelines.measurements import (
 )
 from langneuron_eval.pipelines.progress import Progress, quiet_lm_eval
 from langneuron_eval.provenance import versions
-
-METRICS = ("byte_perplexity", "word_perplexity")
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -47,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--allow-overlap", action="store_true",
                    help="only warn when the held-out text shares lines with the neurons' statistics corpus")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--metric", default="byte_perplexity", choices=METRICS)
+    p.add_argument("--metric", default=PPL_METRIC, choices=PPL_METRICS)
     p.add_argument("--limit", type=int, default=None, help="score only the first N lines per language")
     p.add_argument("--batch-size", default="1", help="lm-eval batch size (an integer or 'auto')")
     p.add_argument("--device", default="cpu")
@@ -126,7 +125,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         sources = [s for s in sources if s.lang in langs]
         for line in check_held_out(sources, neurons.provenance.get("stats_corpus"), args.allow_overlap):
             print(f"warning: {line}", file=sys.stderr)
-    tm = eval_task_manager(sources, [f"lang_ppl_{lang}" for lang in langs])
+    tm = eval_task_manager(sources, [ppl_task(lang) for lang in langs])
     return _Plan(out, langs, neurons, args.model or str(default_model_path()), batch_size, tm, sources)
 
 

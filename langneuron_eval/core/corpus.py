@@ -21,8 +21,8 @@ from pathlib import Path
 
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import sha256_file
+from langneuron_eval.languages import LANG_CODE
 
-LANG_CODE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]+)*$")  # the shape of a language code, known or not
 _HF = re.compile(r"^hf:(?P<ds>[^:@#]+)(:(?P<cfg>[^@#]+))?(@(?P<split>[^#]+))?(#(?P<col>.+))?$")
 
 

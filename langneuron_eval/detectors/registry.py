@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from langneuron_eval.core.registry import Registry
+from langneuron_eval.errors import LangNeuronError
 
 ENTRY_POINT_GROUP = "langneuron_eval.detectors"
 
@@ -54,3 +55,19 @@ def get_detector(name_or_target: str):
     from langneuron_eval.detectors.base import as_detector
 
     return as_detector(REGISTRY.get(name_or_target), name_or_target)
+
+
+def parse_params(items: list[str] | None) -> dict[str, str]:
+    """``--param NAME=VALUE`` items -> dict; values stay strings (the detector converts them by declared type).
+
+    A name given twice is refused rather than silently overwritten: the run would not be the one asked for.
+    """
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise LangNeuronError(f"--param {item!r} is not NAME=VALUE")
+        if name.strip() in out:
+            raise LangNeuronError(f"--param {name.strip()!r} given twice")
+        out[name.strip()] = value.strip()
+    return out

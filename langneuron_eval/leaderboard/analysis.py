@@ -25,12 +25,17 @@ from typing import Any
 from langneuron_eval.leaderboard.model import Row, Table
 from langneuron_eval.leaderboard.results import MetricKey, Score
 from langneuron_eval.leaderboard.sources import NeuronLayers, PplMatrix
+from langneuron_eval.lmeval.catalogue import (
+    LANG_RATE,
+    PPL_METRIC,
+    STEER_FAMILIES,
+    STEER_SUCCESS,
+    ppl_task,
+    steer_task,
+)
 from langneuron_eval.pipelines.measurements import diagonal_dominance
 
 CONTROL = "random"
-PPL_METRIC = "byte_perplexity"
-STEER_SUCCESS = 0.5  # a gain of at least 50 points of lang_rate counts as steered
-STEER_FAMILIES = ("lang_steer", "lang_steer_prompted")
 
 
 @dataclass
@@ -116,7 +121,7 @@ def steering(det: Detector, base: dict[MetricKey, Score]) -> list[Steering]:
     for (family, setting), rates in det.steering.items():
         gains = {}
         for lang, score in rates.items():
-            before = base.get(MetricKey(f"{family}_{lang}", "lang_rate"))
+            before = base.get(MetricKey(steer_task(lang, family), LANG_RATE))
             if before is not None:
                 gains[lang] = score.value - before.value
         if gains:
@@ -185,7 +190,7 @@ def _from_rows(reg: _Registry, table: Table) -> None:
 def _add_rates(det: Detector, row: Row) -> None:
     target = row.first.target
     for family in STEER_FAMILIES:
-        score = row.scores.get(MetricKey(f"{family}_{target}", "lang_rate"))
+        score = row.scores.get(MetricKey(steer_task(target, family), LANG_RATE))
         if score is not None:
             det.steering.setdefault((family, row.first.setting), {})[target] = score
 
@@ -200,14 +205,14 @@ def _matrix_from_rows(rows: list[Row], base: dict[MetricKey, Score]) -> Matrix |
     for r in langs:
         line = []
         for c in langs:
-            after = by_lang[r].scores.get(MetricKey(f"lang_ppl_{c}", PPL_METRIC))
-            before = base.get(MetricKey(f"lang_ppl_{c}", PPL_METRIC))
+            after = by_lang[r].scores.get(MetricKey(ppl_task(c), PPL_METRIC))
+            before = base.get(MetricKey(ppl_task(c), PPL_METRIC))
             if after is None or before is None or not before.value:
                 return None
             line.append(after.value / before.value - 1.0)
         values.append(line)
     return Matrix(langs, values, "results",
-                  {c: base[MetricKey(f"lang_ppl_{c}", PPL_METRIC)].value for c in langs})
+                  {c: base[MetricKey(ppl_task(c), PPL_METRIC)].value for c in langs})
 
 
 def detectors(table: Table, matrices: Sequence[PplMatrix] = (), layers: Sequence[NeuronLayers] = ()) -> list[Detector]:

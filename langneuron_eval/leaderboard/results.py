@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.lmeval.results import MalformedScore, MetricKey, Score, scores_of
 
 SUPPORTED_LM_EVAL = re.compile(r"^0\.4\.\d+")  # 0.4.x, including 0.4.13.dev0 and the like
 RESULTS_GLOB = re.compile(r"^results_.*\.json$")
@@ -34,27 +35,6 @@ MODEL_ARG_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine")  # l
 
 class SkipFile(Exception):
     """A results file that cannot be used; the message is the one-line reason."""
-
-
-@dataclass(frozen=True)
-class MetricKey:
-    """One column of the table: a metric of a task (or group) after a filter."""
-
-    task: str
-    metric: str
-    filter: str = "none"
-
-    @property
-    def name(self) -> str:
-        """``task/metric`` (plus ``[filter]`` when the filter is not lm-eval's default ``none``)."""
-        base = f"{self.task}/{self.metric}"
-        return base if self.filter == "none" else f"{base}[{self.filter}]"
-
-
-@dataclass(frozen=True)
-class Score:
-    value: float
-    stderr: float | None  # None where lm-eval wrote "N/A" (single sample, no bootstrap) or nothing
 
 
 @dataclass
@@ -250,29 +230,10 @@ def _samples_file_counts(path: Path, tasks: list[str]) -> dict[str, int]:
 
 
 def _scores(results: dict[str, Any]) -> dict[MetricKey, Score]:
-    values: dict[MetricKey, float] = {}
-    stderrs: dict[MetricKey, float | None] = {}
-    for task, entry in results.items():
-        if not isinstance(entry, dict):
-            raise SkipFile(f"results[{task!r}] is not an object")
-        for key, value in entry.items():
-            if not isinstance(key, str) or "," not in key:
-                continue  # alias, name, sample_len, sample_count
-            metric, filt = key.split(",", 1)
-            if metric.endswith("_stderr"):
-                if value == "N/A" or value is None:
-                    stderrs[MetricKey(task, metric[: -len("_stderr")], filt)] = None
-                    continue
-                number = _number(value)
-                if number is None:
-                    raise SkipFile(f"results[{task!r}][{key!r}] is not a number")
-                stderrs[MetricKey(task, metric[: -len("_stderr")], filt)] = number
-                continue
-            number = _number(value)
-            if number is None:
-                raise SkipFile(f"results[{task!r}][{key!r}] is not a number")
-            values[MetricKey(task, metric, filt)] = number
-    return {mk: Score(value, stderrs.get(mk)) for mk, value in values.items()}
+    try:
+        return scores_of({"results": results}, strict=True, sections=("results",))
+    except MalformedScore as e:
+        raise SkipFile(str(e)) from None
 
 
 def _higher_is_better(doc: dict[str, Any]) -> dict[tuple[str, str], bool]:

@@ -13,11 +13,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from langneuron_eval.core.corpus import LANG_CODE
+from langneuron_eval.languages import LANG_CODE
 from langneuron_eval.leaderboard import analysis
 from langneuron_eval.leaderboard.analysis import Detector, Selectivity, Steering
 from langneuron_eval.leaderboard.model import Block, Cell, Table, View, format_params
 from langneuron_eval.leaderboard.results import MetricKey, Score
+from langneuron_eval.lmeval.catalogue import LANG_RATE, LOWER_IS_BETTER, steer_task
 from langneuron_eval.lmeval.comparison import difference
 
 # task family -> the metric its column shows (the first one present), longest family name first
@@ -27,7 +28,6 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "xqa_xling": ("f1", "exact_match"), "xqa_hub": ("f1", "exact_match"), "xqa": ("f1", "exact_match"),
     "belebele_hub": ("acc",), "xcopa_hub": ("acc",),
 }
-LOWER_IS_BETTER = {"byte_perplexity", "word_perplexity", "bits_per_byte"}
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def steering_view(table: Table, dets: list[Detector]) -> View:
                 continue
             name = table.names.get(model, model) or "model not recorded"
             header = ["Rank", "Detector", "Intervention", *langs, "Mean gain (pts)"]
-            unsteered = [base.get(model, {}).get(MetricKey(f"{family}_{lang}", "lang_rate")) for lang in langs]
+            unsteered = [base.get(model, {}).get(MetricKey(steer_task(lang, family), LANG_RATE)) for lang in langs]
             rows = [[Cell("–"), Cell("none"), Cell("unsteered"), *map(rate_cell, unsteered), Cell("")]]
             for i, (label, setting, s) in enumerate(runs, 1):
                 rows.append([Cell(str(i)), Cell(label), Cell(setting), *(rate_cell(s.rates.get(lang)) for lang in langs),
@@ -256,8 +256,7 @@ def _family_block(table: Table, family: str, per_model: dict[str, dict[str, tupl
 def _delta_cell(base: tuple[MetricKey, Score] | None, aligned: tuple[MetricKey, Score] | None) -> Cell:
     if base is None or aligned is None:
         return Cell("")
-    d = difference({"value": base[1].value, "stderr": base[1].stderr},
-                   {"value": aligned[1].value, "stderr": aligned[1].stderr})
+    d = difference(base[1], aligned[1])
     if d["delta"] is None:
         return Cell("")
     z = "" if d["z"] is None else f" (z {d['z']:+.1f})"

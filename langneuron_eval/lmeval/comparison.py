@@ -16,39 +16,9 @@ from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import read_json
+from langneuron_eval.lmeval.results import MetricKey, Score, scores_of
 
-ScoreKey = tuple[str, str, str]  # (task, metric, filter)
-Scores = dict[ScoreKey, dict[str, float | None]]  # key -> {"value", "stderr"}
-
-_SKIP_KEYS = {"alias", "name", "sample_len", "sample_count", " "}
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None  # lm-eval writes "N/A" for a missing stderr
-    return x if math.isfinite(x) else None
-
-
-def scores_of(doc: dict[str, Any]) -> Scores:
-    """``{(task, metric, filter): {"value", "stderr"}}`` from a results dict's ``results`` and ``groups``."""
-    scores: Scores = {}
-    for section in ("results", "groups"):
-        for task, entries in (doc.get(section) or {}).items():
-            if not isinstance(entries, dict):
-                continue
-            for key, value in entries.items():
-                if key in _SKIP_KEYS or not isinstance(key, str) or "," not in key:
-                    continue
-                metric, _, filt = key.partition(",")
-                if metric.endswith("_stderr"):
-                    continue
-                stderr = _number(entries.get(f"{metric}_stderr,{filt}"))
-                scores.setdefault((task, metric, filt), {"value": _number(value), "stderr": stderr})
-    return scores
+Scores = dict[MetricKey, Score]
 
 
 def load_scores(path: Path) -> tuple[Scores, dict[str, Any]]:
@@ -59,13 +29,13 @@ def load_scores(path: Path) -> tuple[Scores, dict[str, Any]]:
     return scores_of(doc), doc
 
 
-def difference(base: dict[str, float | None], aligned: dict[str, float | None]) -> dict[str, float | None]:
+def difference(base: Score, aligned: Score) -> dict[str, float | None]:
     """Delta, combined stderr and z of one metric (``None`` where an input is missing)."""
-    b, a = base.get("value"), aligned.get("value")
+    b, a = base.value, aligned.value
     delta = None if b is None or a is None else a - b
     se = None
-    if base.get("stderr") is not None and aligned.get("stderr") is not None:
-        se = math.sqrt(base["stderr"] ** 2 + aligned["stderr"] ** 2)
+    if base.stderr is not None and aligned.stderr is not None:
+        se = math.sqrt(base.stderr ** 2 + aligned.stderr ** 2)
     z = delta / se if delta is not None and se else None
     return {"delta": delta, "stderr": se, "z": z}
 
@@ -75,15 +45,15 @@ def compare(base: Scores, aligned: Scores, tasks: list[str] | None = None, metri
     """One row per (task, metric, filter) in both runs, sorted; ``tasks`` are globs, ``metrics`` names."""
     rows = []
     for key in sorted(set(base) & set(aligned)):
-        task, metric, filt = key
+        task, metric, filt = key.task, key.metric, key.filter
         if tasks and not any(fnmatch.fnmatchcase(task, pat) for pat in tasks):
             continue
         if metrics and metric not in metrics:
             continue
         b, a = base[key], aligned[key]
         diff = difference(b, a)
-        rows.append({"task": task, "metric": metric, "filter": filt, "base": b["value"], "aligned": a["value"],
-                     "delta": diff["delta"], "base_stderr": b["stderr"], "aligned_stderr": a["stderr"],
+        rows.append({"task": task, "metric": metric, "filter": filt, "base": b.value, "aligned": a.value,
+                     "delta": diff["delta"], "base_stderr": b.stderr, "aligned_stderr": a.stderr,
                      "stderr": diff["stderr"], "z": diff["z"],
                      "higher_is_better": (higher_is_better or {}).get(task, {}).get(metric)})
     return rows

@@ -138,12 +138,3 @@ def _probes(fn, environment: bool = True):
             ev.get_git_commit_hash, ev.add_env_info = original, original_env_info
 
     return wrapper
-
-
-def metric(results: dict[str, Any], task: str, name: str, filter_name: str = "none") -> float:
-    """One score from a results dict, e.g. ``metric(res, "lang_ppl_zh", "byte_perplexity")``."""
-    try:
-        return float(results["results"][task][f"{name},{filter_name}"])
-    except KeyError:
-        have = sorted(results.get("results", {}).get(task, {}))
-        raise LangNeuronError(f"no metric {name!r} for task {task!r} in the results (have: {', '.join(have)})") from None

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from langneuron_eval.fileio import jsonable, write_json, write_text
-from langneuron_eval.lmeval.results import write_results
+from langneuron_eval.lmeval.catalogue import PPL_METRIC, STEER_SUCCESS
+from langneuron_eval.lmeval.results import first_metric, write_results
 from langneuron_eval.pipelines.measurements import (
     EvalConfig,
     diagonal_dominance,
@@ -139,10 +140,10 @@ def _ppl_matrices(demo: _Demo) -> None:
         lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
         res = ppl_change_matrix(lm, langs, limit=cfg.ppl_limit, task_manager=demo.task_manager, on_run=bar.run)
         bar.close()
-        body = {"languages": langs, "matrix": res["matrix"], "baseline": res["baseline"], "metric": "byte_perplexity",
+        body = {"languages": langs, "matrix": res["matrix"], "baseline": res["baseline"], "metric": PPL_METRIC,
                 "detector": method, "neurons_sha256": NeuronFile.load(demo.neuron_paths[method]).sha256()}
         write_json(demo.out / "ppl_matrix" / method / "ppl_matrix.json", body, force=True)
-        plot_ppl_matrix(demo.out / "ppl_matrix" / method / "ppl_matrix.png", langs, res["matrix"], "byte_perplexity",
+        plot_ppl_matrix(demo.out / "ppl_matrix" / method / "ppl_matrix.png", langs, res["matrix"], PPL_METRIC,
                         True)
         demo.summary["ppl_matrix"][method] = {**body, "diagonal": diagonal_dominance(res["matrix"])}
         del lm
@@ -178,7 +179,7 @@ def _qa(demo: _Demo) -> None:
         res = evaluation.evaluate("langneuron", qa_tasks, model_args={"pretrained": path},
                                   limit=cfg.qa_limit, batch_size=cfg.batch_size, task_manager=demo.task_manager)
         write_results(demo.out / "results" / f"{name}-none-qa" / "results_demo.json", res, force=True)
-        qa[name] = {t: _first_metric(res, t, ("f1", "acc")) for t in qa_tasks}
+        qa[name] = {t: first_metric(res, t, ("f1", "acc")) for t in qa_tasks}
     bar.close()
     demo.summary["qa"] = qa
 
@@ -216,14 +217,6 @@ def _write_summary(demo: _Demo) -> dict[str, Any]:
     return demo.summary
 
 
-def _first_metric(res: dict[str, Any], task: str, names: tuple[str, ...]) -> float | None:
-    got = res["results"].get(task, {})
-    for n in names:
-        if f"{n},none" in got:
-            return float(got[f"{n},none"])
-    return None
-
-
 def format_summary(summary: dict[str, Any], langs: list[str], cfg: DemoConfig) -> str:
     """A short Markdown summary, also printed to the terminal."""
     lines = ["# langneuron demo summary", ""]
@@ -240,7 +233,7 @@ def format_summary(summary: dict[str, Any], langs: list[str], cfg: DemoConfig) -
         lines.append(f"\nDiagonal is the column maximum for {d['columns_diagonal_max']} of {len(langs)} languages; "
                      f"mean diagonal/off-diagonal ratio {d['mean_diag_offdiag_ratio']:.2f}.")
     for m, rates in summary["steering"].items():
-        ok = sum(1 for r in rates.values() if r["gain"] >= 0.5)
+        ok = sum(1 for r in rates.values() if r["gain"] >= STEER_SUCCESS)
         lines += ["", f"## Steering with {m} neurons (activate x{cfg.steer_strength}"
                       f"{', others zeroed' if cfg.steer_deactivate_others else ''})", "",
                   "| language | unsteered | steered | gain | stderr |", "|---|---|---|---|---|"]

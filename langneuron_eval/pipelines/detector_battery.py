@@ -27,6 +27,8 @@ from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import jsonable, write_json, write_text
+from langneuron_eval.lmeval.catalogue import LANG_RATE, PPL_METRIC, STEER_FAMILY, STEER_SUCCESS, steer_task
+from langneuron_eval.lmeval.results import metric as results_metric
 from langneuron_eval.lmeval.results import write_results
 from langneuron_eval.pipelines.measurements import (
     EvalConfig,
@@ -75,17 +77,6 @@ def _write_cache(path: Path, key: str, value: Any) -> None:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "detector"
-
-
-def parse_params(items: list[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` -> dict (values stay strings; the detector converts them by their declared type)."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        k, sep, v = item.partition("=")
-        if not sep or not k.strip():
-            raise LangNeuronError(f"--param {item!r} is not NAME=VALUE")
-        out[k.strip()] = v.strip()
-    return out
 
 
 def neuron_figures(nf: Any) -> dict[str, Any]:
@@ -250,9 +241,9 @@ def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> d
     fig.update(cached)
     gains = [r["gain"] for r in fig["steering"].values()]
     fig["mean_gain"] = sum(gains) / len(gains) if gains else 0.0
-    fig["steered_50"] = sum(1 for g in gains if g >= 0.5)
+    fig["steered_50"] = sum(1 for g in gains if g >= STEER_SUCCESS)
     body = {"languages": bench.langs, "matrix": fig["ppl_matrix"], "baseline": fig["ppl_baseline"],
-            "metric": "byte_perplexity", "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}
+            "metric": PPL_METRIC, "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}
     write_json(bench.out / "ppl_matrix" / _slug(name) / "ppl_matrix.json", body, force=True)
     return fig
 
@@ -291,17 +282,17 @@ def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> d
     if "steer" not in bench.baselines:
         on_run("no intervention")
         lm.set_intervention(mode="none")
-        res = evaluation.evaluate(lm, [f"lang_steer_{lang}" for lang in langs], limit=bench.cfg.steer_limit,
+        res = evaluation.evaluate(lm, [steer_task(lang) for lang in langs], limit=bench.cfg.steer_limit,
                                   task_manager=bench.task_manager)
         write_results(results_dir / "base-none-steer" / "results_bench.json", res, force=True)
         bench.baselines["steer"] = {"results": {t: v for t, v in res["results"].items()
-                                                if t.startswith("lang_steer_")}}
+                                                if t.startswith(f"{STEER_FAMILY}_")}}
     rows = [lang for lang in langs if lang not in empty]
     rates, _ = steering_gains(lm, rows, bench.cfg, bench.task_manager, results_dir, tag,
                               base_res=bench.baselines["steer"], results_name="results_bench.json",
                               on_run=on_run) if rows else ({}, None)
     for lang in empty:
-        before = evaluation.metric(bench.baselines["steer"], f"lang_steer_{lang}", "lang_rate")
+        before = results_metric(bench.baselines["steer"], steer_task(lang), LANG_RATE)
         rates[lang] = {"unsteered": before, "steered": before, "gain": 0.0, "stderr": None}
     return {lang: rates[lang] for lang in langs}
 

@@ -23,7 +23,9 @@ from typing import Any
 
 from langneuron_eval.fileio import atomic_path
 from langneuron_eval.languages import DEMO_LANGUAGES
-from langneuron_eval.lmeval.results import write_results
+from langneuron_eval.lmeval.catalogue import LANG_RATE, PPL_METRIC, ppl_task, steer_task
+from langneuron_eval.lmeval.results import metric as results_metric
+from langneuron_eval.lmeval.results import metric_stderr, write_results
 
 RunHook = Callable[[str], None]  # called with a label before each lm-eval run
 
@@ -108,7 +110,7 @@ class _PplRuns:
         if self.on_run is not None:
             self.on_run(label)
         keep = self.results_dir is not None
-        tasks: list[Any] = [f"lang_ppl_{lang}" for lang in self.langs]
+        tasks: list[Any] = [ppl_task(lang) for lang in self.langs]
         if not keep:
             if self.loaded is None:
                 self.loaded = list(self.task_manager.load(tasks)["tasks"].values())
@@ -120,11 +122,11 @@ class _PplRuns:
         self.runs += 1
         if keep:
             write_results(self.results_dir / name / "results_ppl.json", res, force=True)
-        return {lang: evaluation.metric(res, f"lang_ppl_{lang}", self.metric) for lang in self.langs}
+        return {lang: results_metric(res, ppl_task(lang), self.metric) for lang in self.langs}
 
 
 def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_manager: Any = None,
-                      baseline: dict[str, float] | None = None, metric: str = "byte_perplexity",
+                      baseline: dict[str, float] | None = None, metric: str = PPL_METRIC,
                       results_dir: Path | None = None, tag: str = "", skip_rows: Sequence[str] = (),
                       on_run: RunHook | None = None) -> dict[str, Any]:
     """The perplexity-change matrix of a loaded ``LangNeuronLM`` whose neuron file covers ``langs``.
@@ -176,7 +178,7 @@ def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any
         if on_run is not None:
             on_run("no intervention")
         lm.set_intervention(mode="none")
-        base_res = evaluation.evaluate(lm, [f"lang_steer_{lang}" for lang in langs], limit=cfg.steer_limit,
+        base_res = evaluation.evaluate(lm, [steer_task(lang) for lang in langs], limit=cfg.steer_limit,
                                        task_manager=task_manager)
         write_results(results_dir / "base-none-steer" / results_name, base_res, force=True)
     rates = {}
@@ -185,23 +187,14 @@ def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any
             on_run(f"activating {lang} neurons x{cfg.steer_strength}")
         lm.set_intervention(mode="activate", lang=lang, value=cfg.steer_value, strength=cfg.steer_strength,
                             deactivate="others" if cfg.steer_deactivate_others else None)
-        res = evaluation.evaluate(lm, [f"lang_steer_{lang}"], limit=cfg.steer_limit, task_manager=task_manager)
+        res = evaluation.evaluate(lm, [steer_task(lang)], limit=cfg.steer_limit, task_manager=task_manager)
         write_results(results_dir / f"base-{tag}-activate-{lang}" / results_name, res, force=True)
-        before = evaluation.metric(base_res, f"lang_steer_{lang}", "lang_rate")
-        after = evaluation.metric(res, f"lang_steer_{lang}", "lang_rate")
-        stderr = metric_stderr(res, f"lang_steer_{lang}", "lang_rate")
+        before = results_metric(base_res, steer_task(lang), LANG_RATE)
+        after = results_metric(res, steer_task(lang), LANG_RATE)
+        stderr = metric_stderr(res, steer_task(lang), LANG_RATE)
         rates[lang] = {"unsteered": before, "steered": after, "gain": after - before, "stderr": stderr}
     lm.set_intervention(mode="none")
     return rates, base_res
-
-
-def metric_stderr(res: dict[str, Any], task: str, name: str) -> float | None:
-    """A metric's stderr from lm-eval results, or ``None`` where lm-eval has none ("N/A")."""
-    v = res["results"].get(task, {}).get(f"{name}_stderr,none")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def diagonal_dominance(matrix: list[list[float]]) -> dict[str, float]:

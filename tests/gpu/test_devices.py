@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from langneuron_eval.core.corpus import resolve_corpus
+from langneuron_eval.core.counters import Accumulator
 from langneuron_eval.core.fingerprint import ModelFingerprint
 from langneuron_eval.core.interventions import Intervention, LanguageEdit
 from langneuron_eval.core.neurons import NeuronFile
-from langneuron_eval.core.counters import Accumulator
 from langneuron_eval.core.recorder import RecordConfig, record
 from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.testing import make_tiny_model
