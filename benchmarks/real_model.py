@@ -364,7 +364,7 @@ def _f(x: float | None) -> str:
 
 def report(cfg: RealConfig, found: dict[str, Any]) -> str:
     """The Markdown tables docs/real_model.md quotes."""
-    from langneuron_eval.pipelines.measurements import diagonal_dominance
+    from langneuron_eval.evidence.diagonal import diagonal_dominance
 
     langs = list(cfg.langs)
     lines = ["## Timings (seconds)", ""] + _table(["step", "seconds"], [[k, round(v, 1)] for k, v in

@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 
+from langneuron_eval import __version__
+
 
 def versions() -> dict[str, str]:
     """Versions of this package, Python and the libraries whose numerics or formats shape the outputs."""
-    from langneuron_eval import __version__
-
     out = {"langneuron_eval": __version__, "python": platform.python_version()}
     for dist in ("torch", "transformers", "lm_eval", "numpy", "safetensors"):
         try:

@@ -26,6 +26,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from langneuron_eval.core.corpus import resolve_corpus
+from langneuron_eval.core.modeling import load_model
+from langneuron_eval.core.recorder import RecordConfig, record
+from langneuron_eval.testing import make_tiny_model, write_tiny_corpus
+
 if TYPE_CHECKING:
     from langneuron_eval.core.stats import ActivationStats
 
@@ -33,8 +38,6 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved random-init Llama (2 layers x 48 FFN units, seed 0) with the byte-level tokenizer."""
-    from langneuron_eval.testing import make_tiny_model
-
     directory = tmp_path_factory.mktemp("tiny-llama")
     make_tiny_model("llama", directory, seed=0)
     return directory
@@ -43,8 +46,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A corpus folder with ``en.txt``, ``de.txt`` and ``zh.txt`` (4 sentences each)."""
-    from langneuron_eval.testing import write_tiny_corpus
-
     return write_tiny_corpus(tmp_path_factory.mktemp("tiny-corpus"))
 
 
@@ -55,10 +56,6 @@ def tiny_stats(tiny_model_dir: Path, tiny_corpus_dir: Path) -> ActivationStats:
     Recorded with ``sentence_means=True`` so that detectors needing sentence-level activations
     (Kojima et al.'s AP, median/percentile activation values) work on it too.
     """
-    from langneuron_eval.core.corpus import resolve_corpus
-    from langneuron_eval.core.modeling import load_model
-    from langneuron_eval.core.recorder import RecordConfig, record
-
     model, tokenizer = load_model(tiny_model_dir)
     sources = resolve_corpus([str(tiny_corpus_dir)])
     return record(model, tokenizer, sources, RecordConfig(sentence_means=True), progress=False)

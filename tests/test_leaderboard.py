@@ -547,7 +547,7 @@ def test_bad_neuron_file_is_an_error(run_cli, suite, tmp_path):
     ({"mode": "activate", "lang": "zh+ja"}, "activate(zh+ja, value=mean, strength=1)"),  # keys missing: defaults
 ])
 def test_describe_intervention(info, expected):
-    from langneuron_eval.leaderboard.results import describe_intervention
+    from langneuron_eval.leaderboard.result_files import describe_intervention
 
     assert describe_intervention(info) == expected
 
@@ -561,7 +561,7 @@ def test_describe_intervention(info, expected):
     ({}, {}, "unknown"),
 ])
 def test_model_name(doc, config, expected):
-    from langneuron_eval.leaderboard.results import model_name
+    from langneuron_eval.leaderboard.result_files import model_name
 
     assert model_name(doc, config) == expected
 

@@ -32,7 +32,7 @@ from test_leaderboard import (
 )
 
 from langneuron_eval.leaderboard import OUTPUT_NAMES
-from langneuron_eval.leaderboard.model import display_names, short_model_name
+from langneuron_eval.leaderboard.table import display_names, short_model_name
 
 
 def build(run_cli, demo: dict, out: Path, *extra: str) -> tuple[int, str]:
@@ -290,9 +290,9 @@ def test_leaderboard_modules_import_without_cycles():
 def test_every_benchmark_task_we_ship_lands_in_its_family_column():
     """Belebele and XCOPA (and the other per-language benchmark families) get a column in the models view:
     every per-language task YAML we ship parses to (family, language), and the family's headline metric wins."""
-    from langneuron_eval.leaderboard.results import MetricKey, Score
     from langneuron_eval.leaderboard.views import family_scores, task_language
     from langneuron_eval.lmeval.plugin import tasks_dir
+    from langneuron_eval.lmeval.results import MetricKey, Score
 
     for folder in ("belebele_hub", "xcopa_hub", "xqa_hub", "xmath_hub"):
         names = sorted(p.stem for p in (tasks_dir() / folder).glob(f"{folder}_*.yaml"))

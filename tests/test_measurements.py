@@ -12,7 +12,8 @@ from langneuron_eval.core.corpus import CorpusSource, overlap_problems, resolve_
 from langneuron_eval.core.fingerprint import ModelFingerprint
 from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.pipelines.measurements import check_held_out, diagonal_dominance, held_out_sources
+from langneuron_eval.evidence.diagonal import diagonal_dominance
+from langneuron_eval.pipelines.measurements import check_held_out, held_out_sources
 
 VI = ["Hôm nay trời đẹp và chúng tôi đi dạo.", "Tôi thích đọc sách vào buổi tối.", "Con mèo ngủ trên ghế.",
       "Chợ mở cửa từ sáng sớm.", "Anh ấy làm việc ở bệnh viện."]

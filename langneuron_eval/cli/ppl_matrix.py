@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langneuron_eval.core.ppl_matrix import PplMatrixFile
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.fileio import check_output_dir, check_writable, sha256_file, write_json
+from langneuron_eval.fileio import check_output_dir, check_writable, sha256_file
 from langneuron_eval.lmeval.catalogue import PPL_METRIC, PPL_METRICS, ppl_task
 from langneuron_eval.pipelines.measurements import (
     check_held_out,
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
                                    task_manager=plan.task_manager, on_run=bar.run)
         bar.close()
     json_path, png_path = plan.out / "ppl_matrix.json", plan.out / "ppl_matrix.png"
-    write_json(json_path, _document(args, plan, result), force=args.force)
+    _document(args, plan, result).save(json_path, force=args.force)
     plot_ppl_matrix(png_path, plan.langs, result["matrix"], args.metric, args.force)
     _print_matrix(plan.langs, result)
     print(f"{result['tokens']} tokens scored in {result['runs']} runs: {result['tokens_per_second']:.0f} tokens/s")
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _document(args: argparse.Namespace, plan: _Plan, result: dict[str, Any]) -> dict[str, Any]:
+def _document(args: argparse.Namespace, plan: _Plan, result: dict[str, Any]) -> PplMatrixFile:
     """ppl_matrix.json: the matrix, its definition and what it was computed from."""
     import lm_eval
 
@@ -177,19 +178,8 @@ def _document(args: argparse.Namespace, plan: _Plan, result: dict[str, Any]) -> 
     }
     if plan.corpus is not None:
         provenance["corpus"] = {s.lang: s.fingerprint() for s in plan.corpus}
-    return {
-        "schema": "langneuron-eval/ppl-matrix",
-        "schema_version": 1,
-        "languages": plan.langs,
-        "rows": "deactivated language",
-        "columns": "evaluated language (lang_ppl_<lang>)",
-        "metric": args.metric,
-        "matrix_definition": f"{args.metric}(column | deactivate row) / {args.metric}(column | no intervention) - 1",
-        "matrix": result["matrix"],
-        "baseline": result["baseline"],
-        "perplexity": result["perplexity"],
-        "provenance": provenance,
-    }
+    return PplMatrixFile(plan.langs, result["matrix"], result["baseline"], args.metric, result["perplexity"],
+                         provenance)
 
 
 def _print_matrix(langs: list[str], result: dict[str, Any]) -> None:

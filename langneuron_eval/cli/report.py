@@ -27,7 +27,12 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= len(args.files) <= 2:
         raise LangNeuronError(f"give one or two neuron files, got {len(args.files)}")
     from langneuron_eval.core.neurons import NeuronFile
-    from langneuron_eval.detectors.report import compare, render_comparison, render_summary, summarize
+    from langneuron_eval.detectors.report import (
+        compare_neuron_files,
+        render_comparison,
+        render_summary,
+        summarize,
+    )
     from langneuron_eval.fileio import check_writable, write_json
 
     if args.json:
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                     "summaries": [summarize(nf) for nf in files], "versions": versions()}
     texts = [render_summary(s, f) for s, f in zip(report["summaries"], args.files)]
     if len(files) == 2:
-        report["comparison"] = compare(files[0], files[1])
+        report["comparison"] = compare_neuron_files(files[0], files[1])
         texts.append(render_comparison(report["comparison"], args.files[0], args.files[1]))
     print("\n\n".join(texts))
     if args.json:

@@ -22,6 +22,7 @@ from pathlib import Path
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import sha256_file
 from langneuron_eval.languages import LANG_CODE
+from langneuron_eval.lid import detect
 
 _HF = re.compile(r"^hf:(?P<ds>[^:@#]+)(:(?P<cfg>[^@#]+))?(@(?P<split>[^#]+))?(#(?P<col>.+))?$")
 
@@ -240,7 +241,6 @@ def lid_mismatch(source: CorpusSource, sample: int = 200) -> tuple[float, str | 
     import itertools
     from collections import Counter
 
-    from langneuron_eval.lid import detect
 
     base = source.lang.split("_")[0].split("-")[0]
     labels = [detect(t) for t in itertools.islice(source.texts(), sample)]

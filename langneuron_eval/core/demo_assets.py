@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from langneuron_eval import demo_corpus
 from langneuron_eval.errors import LangNeuronError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -46,8 +47,6 @@ def _corpus_key() -> str:
 
 def demo_corpus_dir(split: str = "detect") -> Path:
     """The demo corpus written out as ``<split>/<lang>.txt`` files (generated once, then cached)."""
-    from langneuron_eval import demo_corpus
-
     root = cache_dir() / "demo_corpus" / _corpus_key()
     target = root / split
     if not (root / ".complete").exists():

@@ -31,11 +31,15 @@ from typing import Any
 
 import torch
 
+from langneuron_eval.core.adapters import REGISTRY as ADAPTERS
+from langneuron_eval.core.adapters import config_intermediate_size
 from langneuron_eval.core.fingerprint import ModelFingerprint
 from langneuron_eval.core.sites import check_site
 from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import check_readable, sha256_file
+from langneuron_eval.languages import normalize
+from langneuron_eval.provenance import versions
 
 _NAME = re.compile(r"^(?P<prefix>prefix\.)?activation\.(?P<lang>[^.]+)\.(?P<tag>.+)$")
 FORMATS = {"n": "lape", "total_tokens": "njunlp"}  # token-count key -> reference code
@@ -90,8 +94,6 @@ def _parse_name(path: Path) -> re.Match[str] | None:
 
 
 def _normalize(code: str, where: str) -> str:
-    from langneuron_eval.languages import normalize
-
     try:
         return normalize(code, lid_only=False)
     except LangNeuronError as e:
@@ -235,7 +237,6 @@ def _check_model_type(model_type: str) -> str:
     """A transformers ``model_type`` or one in our adapter table; typos fail here, not at intervention time."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-    from langneuron_eval.core.adapters import REGISTRY as ADAPTERS
 
     if not model_type or (model_type not in CONFIG_MAPPING_NAMES and model_type not in ADAPTERS):
         raise LangNeuronError(f"unknown model type {model_type!r}: name the model's config.model_type "
@@ -247,7 +248,6 @@ def model_shape(model: str) -> tuple[str, int, int]:
     """(model_type, layers, FFN units per layer) from a model's config alone; no weights are read."""
     from transformers import AutoConfig
 
-    from langneuron_eval.core.adapters import config_intermediate_size
 
     try:
         cfg = AutoConfig.from_pretrained(model)
@@ -293,7 +293,6 @@ def import_reference(refs: Sequence[ReferenceFile], config: ImportConfig) -> tup
                           has_sums=all(c.sums is not None for _, c, _, _ in per_lang))
     L, N = first.over_zero.shape
     _check_shape(config, int(L), int(N))
-    from langneuron_eval.provenance import versions
 
     stats = ActivationStats(
         languages=[r.lang for r in refs],

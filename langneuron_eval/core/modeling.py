@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
+from langneuron_eval.core import demo_assets
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import check_output_dir
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
 GGUF_SUFFIX = ".gguf"
@@ -37,8 +39,6 @@ def resolve_dtype(name: str) -> Any:
 
 def default_model_path() -> str:
     """The shipped demo model, used when a command is given no --model."""
-    from langneuron_eval.core import demo_assets
-
     return str(demo_assets.base_model_path())
 
 
@@ -185,8 +185,6 @@ def save_as_directory(path: str | os.PathLike, out: str | os.PathLike, dtype: st
     Loading a GGUF dequantises every tensor and rebuilds the tokenizer (minutes for a 262k vocabulary); a directory
     written once here loads in seconds, for runs that load the same model many times.
     """
-    from langneuron_eval.fileio import check_output_dir
-
     out = check_output_dir(out, force=force)
     model, tok = load_model(path, dtype=dtype)
     plain = saveable_copy(model) if split_gguf(path)[1] else model

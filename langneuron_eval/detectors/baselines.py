@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from langneuron_eval.core.stats import ActivationStats
-from langneuron_eval.detectors.base import DetectionResult, Detector, check_rate
-from langneuron_eval.detectors.registry import register_detector
+from langneuron_eval.detectors.base import DetectionResult, Detector, check_rate, normalize_result
+from langneuron_eval.detectors.registry import get_detector, register_detector
 from langneuron_eval.detectors.scoring import highest_k, to_units, unit_probs
 from langneuron_eval.errors import LangNeuronError
 
@@ -65,9 +65,6 @@ class RandomDetector(Detector):
     Params = RandomParams
 
     def detect(self, stats: ActivationStats, params: RandomParams) -> DetectionResult:
-        from langneuron_eval.detectors.base import normalize_result
-        from langneuron_eval.detectors.registry import get_detector
-
         ref = get_detector(params.reference)
         ref_result = normalize_result(ref.detect(stats, ref.make_params(_parse_reference_params(params.reference_params))),
                                       params.reference)

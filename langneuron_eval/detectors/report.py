@@ -107,7 +107,7 @@ def module_distribution(nf: NeuronFile) -> dict[str, dict[str, int]]:
     return out
 
 
-def compare(a: NeuronFile, b: NeuronFile) -> dict[str, Any]:
+def compare_neuron_files(a: NeuronFile, b: NeuronFile) -> dict[str, Any]:
     """How file ``b`` differs from ``a``: per-language overlap |A∩B|/|A| and changes of the class counts."""
     fa, fb = a.fingerprint, b.fingerprint
     if (fa.num_layers, fa.intermediate_size, fa.segments) != (fb.num_layers, fb.intermediate_size, fb.segments):

@@ -17,6 +17,7 @@ from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors.base import DetectionResult, normalize_result, params_to_dict
 from langneuron_eval.detectors.registry import get_detector
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.provenance import versions
 
 
 def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[str, Any] | None = None
@@ -44,7 +45,6 @@ def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[st
     values = {lang: stats.unit_values(lang, units) for lang, units in result.languages.items() if units}
     values = {lang: v for lang, v in values.items() if v}
     param_dict = params_to_dict(p)
-    from langneuron_eval.provenance import versions
 
     made_by = versions()
     provenance = {

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langneuron_eval.leaderboard.model import Row, Table
-from langneuron_eval.leaderboard.results import MetricKey, Score
+from langneuron_eval.evidence.diagonal import diagonal_dominance
 from langneuron_eval.leaderboard.sources import NeuronLayers, PplMatrix
+from langneuron_eval.leaderboard.table import Row, Table
 from langneuron_eval.lmeval.catalogue import (
     LANG_RATE,
     PPL_METRIC,
@@ -33,7 +33,7 @@ from langneuron_eval.lmeval.catalogue import (
     ppl_task,
     steer_task,
 )
-from langneuron_eval.pipelines.measurements import diagonal_dominance
+from langneuron_eval.lmeval.results import MetricKey, Score
 
 CONTROL = "random"
 
@@ -70,7 +70,7 @@ class Steering:
 
 
 @dataclass
-class Detector:
+class DetectorEvidence:
     model: str
     detector: str
     shas: set[str]
@@ -89,7 +89,7 @@ class Detector:
         return min(self.shas)
 
 
-def labels(dets: Sequence[Detector]) -> dict[int, str]:
+def labels(dets: Sequence[DetectorEvidence]) -> dict[int, str]:
     """Detector names by ``id()``, with a short hash where one model has two neuron files of one detector."""
     unique = list({id(d): d for d in dets}.values())
     names = [d.detector for d in unique]
@@ -115,7 +115,7 @@ def selectivity(matrix: Matrix) -> Selectivity | None:
     return Selectivity(int(d["columns_diagonal_max"]), len(matrix.values), float(d["mean_diag_offdiag_ratio"]))
 
 
-def steering(det: Detector, base: dict[MetricKey, Score]) -> list[Steering]:
+def steering(det: DetectorEvidence, base: dict[MetricKey, Score]) -> list[Steering]:
     """Every steering setting of a detector with a baseline to compare with, best mean gain first."""
     out = []
     for (family, setting), rates in det.steering.items():
@@ -139,19 +139,19 @@ def headline(sel: Selectivity | None, steer: Steering | None) -> float | None:
     return 100.0 * sum(shares) / len(shares) if shares else None
 
 
-class _Registry:
+class _DetectorIndex:
     """Detectors by (model, sha256), where either of a neuron file's two hashes finds it."""
 
     def __init__(self) -> None:
-        self.by_key: dict[tuple[str, str], Detector] = {}
+        self.by_key: dict[tuple[str, str], DetectorEvidence] = {}
 
-    def find(self, model: str, shas: list[str]) -> Detector | None:
+    def find(self, model: str, shas: list[str]) -> DetectorEvidence | None:
         return next((self.by_key[(model, s)] for s in shas if s and (model, s) in self.by_key), None)
 
-    def get(self, model: str, shas: list[str], detector: str) -> Detector:
+    def get(self, model: str, shas: list[str], detector: str) -> DetectorEvidence:
         det = self.find(model, shas)
         if det is None:
-            det = Detector(model=model, detector=detector, shas=set())
+            det = DetectorEvidence(model=model, detector=detector, shas=set())
         if det.detector in ("unknown", "none", "") and detector not in ("unknown", "none", ""):
             det.detector = detector
         for s in shas:
@@ -170,12 +170,12 @@ class _Registry:
         models = sorted({m for (m, _) in self.by_key})
         return models if len(models) == 1 else [""]
 
-    def all(self) -> list[Detector]:
+    def all(self) -> list[DetectorEvidence]:
         unique = {id(d): d for d in self.by_key.values()}
         return sorted(unique.values(), key=lambda d: (d.model, d.detector, d.sha))
 
 
-def _from_rows(reg: _Registry, table: Table) -> None:
+def _from_rows(reg: _DetectorIndex, table: Table) -> None:
     for row in table.rows:
         if row.detector == "none" or not row.neurons_sha256:
             continue
@@ -187,7 +187,7 @@ def _from_rows(reg: _Registry, table: Table) -> None:
             _add_rates(det, row)
 
 
-def _add_rates(det: Detector, row: Row) -> None:
+def _add_rates(det: DetectorEvidence, row: Row) -> None:
     target = row.first.target
     for family in STEER_FAMILIES:
         score = row.scores.get(MetricKey(steer_task(target, family), LANG_RATE))
@@ -215,9 +215,9 @@ def _matrix_from_rows(rows: list[Row], base: dict[MetricKey, Score]) -> Matrix |
                   {c: base[MetricKey(ppl_task(c), PPL_METRIC)].value for c in langs})
 
 
-def detectors(table: Table, matrices: Sequence[PplMatrix] = (), layers: Sequence[NeuronLayers] = ()) -> list[Detector]:
+def detectors(table: Table, matrices: Sequence[PplMatrix] = (), layers: Sequence[NeuronLayers] = ()) -> list[DetectorEvidence]:
     """Every detector of every model, with what the results and figure inputs say about it."""
-    reg = _Registry()
+    reg = _DetectorIndex()
     _from_rows(reg, table)
     base = baselines(table)
     for det in reg.all():

@@ -17,9 +17,9 @@ from pathlib import Path
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import check_output_dir, check_writable, write_bytes, write_text
 from langneuron_eval.leaderboard import analysis, html, tables, views
-from langneuron_eval.leaderboard.model import Row, Table, Warn, display_names
-from langneuron_eval.leaderboard.results import ResultFile, SkipFile, discover, read_result_file
+from langneuron_eval.leaderboard.result_files import ResultFile, SkipFile, discover, read_result_file
 from langneuron_eval.leaderboard.sources import NeuronLayers, PplMatrix, load_neuron_layers, load_ppl_matrix
+from langneuron_eval.leaderboard.table import Row, Table, Warn, display_names
 from langneuron_eval.leaderboard.views import Pair
 
 # the page, the readable tables, the full configuration table, then one CSV per view

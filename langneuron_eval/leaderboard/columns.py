@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from langneuron_eval.leaderboard.model import Row, format_date
-from langneuron_eval.leaderboard.results import Score
+from langneuron_eval.leaderboard.table import Row, format_date
+from langneuron_eval.lmeval.results import Score
 
 SHORT_SHA = 12
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from langneuron_eval import __version__
 from langneuron_eval.leaderboard import analysis, plots
-from langneuron_eval.leaderboard.analysis import Detector
+from langneuron_eval.leaderboard.analysis import DetectorEvidence
 from langneuron_eval.leaderboard.columns import FIELDS, fmt_md_score
-from langneuron_eval.leaderboard.model import Block, Cell, Table, View, format_date, format_params
-from langneuron_eval.leaderboard.results import MetricKey
+from langneuron_eval.leaderboard.table import Block, Cell, Table, View, format_date, format_params
+from langneuron_eval.lmeval.results import MetricKey
 
 _ASSETS = Path(__file__).resolve().parent
 NUMERIC_FIELDS = {"id", "samples"}
@@ -151,7 +151,7 @@ def _model_name(table: Table, model: str) -> str:
     return table.names.get(model, model) or "model not recorded"
 
 
-def render_ppl(table: Table, dets: Sequence[Detector]) -> str:
+def render_ppl(table: Table, dets: Sequence[DetectorEvidence]) -> str:
     with_matrix = [d for d in dets if d.matrix is not None]
     if not with_matrix:
         return ('<p class="note">No perplexity-change matrix (<code>--ppl-matrix ppl_matrix.json</code>, or '
@@ -170,7 +170,7 @@ def render_ppl(table: Table, dets: Sequence[Detector]) -> str:
     return "\n".join(out)
 
 
-def render_layers(table: Table, dets: Sequence[Detector]) -> str:
+def render_layers(table: Table, dets: Sequence[DetectorEvidence]) -> str:
     with_layers = [d for d in dets if d.layers is not None]
     if not with_layers:
         return '<p class="note">No neuron files given (<code>--neurons neurons.json</code>).</p>'
@@ -236,7 +236,7 @@ def _nav(views: Sequence[View]) -> str:
     return '<nav>' + " · ".join(f'<a href="#{esc(i)}">{esc(t)}</a>' for i, t in links) + "</nav>"
 
 
-def render_page(table: Table, views: Sequence[View] = (), dets: Sequence[Detector] = (),
+def render_page(table: Table, views: Sequence[View] = (), dets: Sequence[DetectorEvidence] = (),
                 text: PageText = PageText("langneuron-eval leaderboard")) -> str:
     css = (_ASSETS / "page.css").read_text(encoding="utf-8")
     js = (_ASSETS / "page.js").read_text(encoding="utf-8")

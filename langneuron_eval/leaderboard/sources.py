@@ -7,14 +7,14 @@ figure and would otherwise get a page silently missing it.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.fileio import read_json, sha256_file
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.ppl_matrix import PplMatrixFile
+from langneuron_eval.fileio import sha256_file
 
 PROVENANCE_KEYS = ("model", "detector", "neurons_sha256", "neurons_content_sha256")
 
@@ -44,44 +44,16 @@ class NeuronLayers:
     counts: dict[str, list[int]]  # lang -> count per layer
 
 
-def _float(value: Any, where: str) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise LangNeuronError(f"{where} is not a number")
-    return float(value)
-
-
 def load_ppl_matrix(path: str | os.PathLike) -> PplMatrix:
-    """Read and check a ``ppl_matrix.json``: square matrix over ``languages``, numbers or null."""
-    src = f"ppl-matrix file {path}"
-    doc = read_json(path, "ppl-matrix file")
-    if not isinstance(doc, dict):
-        raise LangNeuronError(f"{src} must hold a JSON object")
-    langs = doc.get("languages")
-    if not isinstance(langs, list) or not langs or not all(isinstance(x, str) for x in langs):
-        raise LangNeuronError(f"{src}: 'languages' must be a non-empty list of language codes")
-    matrix = doc.get("matrix")
-    n = len(langs)
-    if not isinstance(matrix, list) or len(matrix) != n or not all(isinstance(r, list) and len(r) == n for r in matrix):
-        raise LangNeuronError(f"{src}: 'matrix' must be a {n} x {n} list of lists (one row per language)")
-    values = [[_float(v, f"{src}: matrix[{i}][{j}]") for j, v in enumerate(row)] for i, row in enumerate(matrix)]
-    baseline_raw = doc.get("baseline") if isinstance(doc.get("baseline"), dict) else {}
-    baseline = {str(k): _float(v, f"{src}: baseline[{k!r}]") for k, v in baseline_raw.items()}
-    prov_raw = doc.get("provenance") if isinstance(doc.get("provenance"), dict) else {}
-    # `langneuron ppl-matrix` nests these under "provenance"; demo and bench-detector write them at the top
-    provenance = {k: str(prov_raw.get(k, doc.get(k))) for k in PROVENANCE_KEYS
-                  if prov_raw.get(k, doc.get(k)) is not None}
-    metric = doc.get("metric")
-    return PplMatrix(display=Path(path).as_posix(), languages=list(langs), matrix=values,
-                     metric=metric if isinstance(metric, str) else "perplexity", baseline=baseline,
-                     provenance=provenance)
+    """Read and check a ``ppl_matrix.json`` (any schema version) and keep what the page shows."""
+    doc = PplMatrixFile.load(path)
+    provenance = {k: str(doc.provenance[k]) for k in PROVENANCE_KEYS if doc.provenance.get(k) is not None}
+    return PplMatrix(display=Path(path).as_posix(), languages=list(doc.languages), matrix=doc.matrix,
+                     metric=doc.metric, baseline=doc.baseline, provenance=provenance)
 
 
 def load_neuron_layers(path: str | os.PathLike) -> NeuronLayers:
     """Load a neuron file (schema and hash checked by ``NeuronFile.load``) and count neurons per layer."""
-    from langneuron_eval.core.neurons import NeuronFile
-
     nf = NeuronFile.load(path)
     num_layers = nf.fingerprint.num_layers
     counts: dict[str, list[int]] = {}

@@ -16,7 +16,7 @@ import io
 import re
 
 from langneuron_eval.leaderboard.columns import FIELDS
-from langneuron_eval.leaderboard.model import Block, Cell, Table, View
+from langneuron_eval.leaderboard.table import Block, Cell, Table, View
 
 MAX_COLUMNS = 12
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from langneuron_eval.languages import LANG_CODE
 from langneuron_eval.leaderboard import analysis
-from langneuron_eval.leaderboard.analysis import Detector, Selectivity, Steering
-from langneuron_eval.leaderboard.model import Block, Cell, Table, View, format_params
-from langneuron_eval.leaderboard.results import MetricKey, Score
+from langneuron_eval.leaderboard.analysis import DetectorEvidence, Selectivity, Steering
+from langneuron_eval.leaderboard.table import Block, Cell, Table, View, format_params
 from langneuron_eval.lmeval.catalogue import LANG_RATE, LOWER_IS_BETTER, steer_task
 from langneuron_eval.lmeval.comparison import difference
+from langneuron_eval.lmeval.results import MetricKey, Score
 
 # task family -> the metric its column shows (the first one present), longest family name first
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -71,7 +71,7 @@ def slug(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Ranked:
-    det: Detector
+    det: DetectorEvidence
     sel: Selectivity | None
     steer: Steering | None
     score: float | None
@@ -82,7 +82,7 @@ class _Ranked:
         return (self.score is None, -(self.score or 0.0), -gain, -ratio, self.det.detector, self.det.sha)
 
 
-def _rank_detectors(dets: list[Detector], base: dict[MetricKey, Score]) -> list[_Ranked]:
+def _rank_detectors(dets: list[DetectorEvidence], base: dict[MetricKey, Score]) -> list[_Ranked]:
     ranked = []
     for det in dets:
         sel = analysis.selectivity(det.matrix) if det.matrix else None
@@ -123,10 +123,10 @@ DETECTOR_HEADER = ["Rank", "Detector", "Score", "Diagonal max", "Diag / off-diag
                    "Gain ≥ 50 pts", "Neurons", "Parameters"]
 
 
-def _detector_block(model: str, name: str, dets: list[Detector], base: dict[MetricKey, Score]) -> Block:
+def _detector_block(model: str, name: str, dets: list[DetectorEvidence], base: dict[MetricKey, Score]) -> Block:
     ranked = _rank_detectors(dets, base)
     if not any(r.det.control for r in ranked):  # the floor is always shown, measured or not
-        ranked.append(_Ranked(Detector(model, analysis.CONTROL, {""}), None, None, None))
+        ranked.append(_Ranked(DetectorEvidence(model, analysis.CONTROL, {""}), None, None, None))
     labels = analysis.labels([r.det for r in ranked])
     rows, kinds, keys, n = [], [], [], 0
     for r in ranked:
@@ -142,7 +142,7 @@ def _detector_block(model: str, name: str, dets: list[Detector], base: dict[Metr
                  row_kinds=kinds, csv_keys=keys, anchor=f"detectors-{slug(name)}")
 
 
-def detectors_view(table: Table, dets: list[Detector]) -> View:
+def detectors_view(table: Table, dets: list[DetectorEvidence]) -> View:
     base = analysis.baselines(table)
     models = sorted({d.model for d in dets}, key=lambda m: (m == "", table.names.get(m, m)))
     blocks = [_detector_block(m, table.names.get(m, m) or "model not recorded", [d for d in dets if d.model == m],
@@ -160,7 +160,7 @@ def detectors_view(table: Table, dets: list[Detector]) -> View:
 
 # --------------------------------------------------------------------------------------- steering
 
-def _steer_rows(model: str, family: str, dets: list[Detector],
+def _steer_rows(model: str, family: str, dets: list[DetectorEvidence],
                 base: dict[MetricKey, Score]) -> tuple[list[str], list[tuple[str, str, Steering]]]:
     """Target languages, and (detector label, setting, steering) of every steering setting, best first."""
     found = [(d, s) for d in dets if d.model == model for s in analysis.steering(d, base) if s.family == family]
@@ -171,7 +171,7 @@ def _steer_rows(model: str, family: str, dets: list[Detector],
     return langs, runs
 
 
-def steering_view(table: Table, dets: list[Detector]) -> View:
+def steering_view(table: Table, dets: list[DetectorEvidence]) -> View:
     base = analysis.baselines(table)
     blocks = []
     for model in sorted({d.model for d in dets}, key=lambda m: table.names.get(m, m)):
@@ -313,7 +313,7 @@ def models_view(table: Table, pairs: Sequence[Pair] = ()) -> View | None:
                 "alignment change? Scores without any intervention.", blocks, notes)
 
 
-def all_views(table: Table, dets: list[Detector], pairs: Sequence[Pair] = ()) -> list[View]:
+def all_views(table: Table, dets: list[DetectorEvidence], pairs: Sequence[Pair] = ()) -> list[View]:
     views = []
     if dets:
         views.append(detectors_view(table, dets))

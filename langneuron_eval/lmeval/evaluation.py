@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.lmeval.plugin import register_model, tasks_dir
 
 DEFAULT_SEEDS = (0, 1234, 1234, 1234)  # python, numpy, torch, few-shot: lm-eval's defaults
 SEED_NAMES = ("python", "numpy", "torch", "fewshot")
@@ -37,7 +38,6 @@ def make_task_manager(include_defaults: bool = False, include_path: str | Path |
     """
     from lm_eval.tasks import TaskManager
 
-    from langneuron_eval.lmeval.plugin import tasks_dir
 
     extra = [] if include_path is None else ([include_path] if isinstance(include_path, (str, Path)) else list(include_path))
     ours = tasks_dir()
@@ -57,6 +57,7 @@ def check_tasks(tasks: Sequence[str], task_manager: Any) -> None:
 def load_model(pretrained: str | os.PathLike, neurons: str | os.PathLike | None = None, *, device: str = "cpu",
                batch_size: int | str = 1, dtype: str = "float32", **kwargs: Any):
     """Load ``pretrained`` once as a ``langneuron`` model (``kwargs``: intervention and ``hf`` arguments)."""
+    # lazy: the model pulls in torch and lm-eval's HF model; listing tasks or building a task manager does not
     from langneuron_eval.lmeval.model import LangNeuronLM
 
     return LangNeuronLM(pretrained=str(pretrained), neurons=None if neurons is None else str(neurons),
@@ -83,7 +84,6 @@ def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | s
     """
     import lm_eval
 
-    from langneuron_eval.lmeval.plugin import register_model
 
     register_model()
     if task_manager is None:

@@ -24,6 +24,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from langneuron_eval.lid import OTHER, bucket, detect
+
 # ---------------------------------------------------------------------------------------------- QA
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
@@ -150,8 +152,6 @@ def corpus_chrf(items: Sequence[tuple[str, str, str]]) -> float:
 def lang_rate_scores(text: str, target: str, languages: Sequence[str]) -> dict[str, Any]:
     """Per-output indicators: ``lang_rate`` (LID == target), ``lang_rate_<l>`` for every other
     language of interest, and ``lang_rate_other`` (any other label, including empty outputs)."""
-    from langneuron_eval.lid import OTHER, bucket, detect
-
     label = bucket(detect(text), languages)
     out = {"lang_rate": float(label == target)}
     for lang in languages:

@@ -27,6 +27,7 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from langneuron_eval import __version__
 from langneuron_eval.core.interventions import Intervention, InterventionSpec
 from langneuron_eval.core.modeling import check_model_path, non_text_token_ids, split_gguf
 from langneuron_eval.core.neurons import NeuronFile
@@ -203,8 +204,6 @@ class LangNeuronLM(HFLM):
     # ------------------------------------------------------------------ provenance
     def intervention_info(self) -> dict[str, Any]:
         """What ``results["config"]["langneuron"]`` records, enough to reproduce the intervention."""
-        from langneuron_eval import __version__
-
         spec, nf = self._spec, self._neurons
         info: dict[str, Any] = {
             "mode": spec.mode,

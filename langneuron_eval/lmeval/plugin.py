@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from langneuron_eval.errors import LangNeuronError
+
 MODEL_NAME = "langneuron"
 MODEL_TARGET = "langneuron_eval.lmeval.model:LangNeuronLM"
 DISABLE_ENV = "LANGNEURON_EVAL_DISABLE_LM_EVAL_HOOK"
@@ -136,8 +138,6 @@ def install_excepthook() -> None:
         return
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
-        from langneuron_eval.errors import LangNeuronError
-
         if issubclass(exc_type, LangNeuronError) and not os.environ.get(TRACEBACK_ENV):
             print(_format_error(exc), file=sys.stderr)
             return
@@ -240,8 +240,6 @@ def install_import_hook() -> None:
 
 def lm_eval_main(argv: Sequence[str] | None = None) -> int:
     """``langneuron-eval``: lm-eval's CLI with ``langneuron`` and our tasks registered explicitly."""
-    from langneuron_eval.errors import LangNeuronError
-
     register()
     from lm_eval.__main__ import cli_evaluate
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.languages import normalize, table
 
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "benchmarks.json"
 SEARCH_DEPTH = 3  # folder levels below data_dir searched for a benchmark file
@@ -40,8 +41,6 @@ def task_languages(benchmark: str) -> dict[str, str]:
     Codes the language table cannot name are left out; where two codes name one language (Belebele's
     ``hin_Deva`` and romanised ``hin_Latn``) the one in the language's usual script is kept.
     """
-    from langneuron_eval.languages import normalize, table
-
     out: dict[str, str] = {}
     for code in benchmarks()[benchmark]["codes"]:
         try:

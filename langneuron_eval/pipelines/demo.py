@@ -13,17 +13,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langneuron_eval.core import demo_assets
+from langneuron_eval.core.corpus import resolve_corpus
+from langneuron_eval.core.modeling import load_model
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.ppl_matrix import PplMatrixFile
+from langneuron_eval.core.recorder import RecordConfig, record
+from langneuron_eval.detectors import run_detector
+from langneuron_eval.detectors.report import compare_neuron_files
+from langneuron_eval.evidence.diagonal import diagonal_dominance
 from langneuron_eval.fileio import jsonable, write_json, write_text
+from langneuron_eval.leaderboard.build import build_leaderboard
+from langneuron_eval.lmeval import evaluation
 from langneuron_eval.lmeval.catalogue import PPL_METRIC, STEER_SUCCESS
 from langneuron_eval.lmeval.results import first_metric, write_results
 from langneuron_eval.pipelines.measurements import (
     EvalConfig,
-    diagonal_dominance,
     plot_ppl_matrix,
     ppl_change_matrix,
     steering_gains,
 )
 from langneuron_eval.pipelines.progress import Progress, quiet_lm_eval
+from langneuron_eval.provenance import versions
 
 
 @dataclass
@@ -66,10 +77,6 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
 
     lm-eval's bars and logs are silenced while it runs (unless ``verbose``) and restored afterwards.
     """
-    from langneuron_eval.core import demo_assets
-    from langneuron_eval.lmeval import evaluation
-    from langneuron_eval.provenance import versions
-
     base_model = base_model or str(demo_assets.base_model_path())
     aligned_model = aligned_model or str(demo_assets.aligned_model_path())
     out.mkdir(parents=True, exist_ok=True)
@@ -93,11 +100,6 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
 
 def _record_statistics(demo: _Demo) -> None:
     """Activation statistics of both models on the demo corpus's detection split."""
-    from langneuron_eval.core import demo_assets
-    from langneuron_eval.core.corpus import resolve_corpus
-    from langneuron_eval.core.modeling import load_model
-    from langneuron_eval.core.recorder import RecordConfig, record
-
     cfg = demo.cfg
     bar = demo.log(f"recording activation statistics ({cfg.detect_sentences} sentences x {len(demo.langs)} "
                    "languages, 2 models)", runs=2)
@@ -115,9 +117,6 @@ def _record_statistics(demo: _Demo) -> None:
 
 def _detect_neurons(demo: _Demo) -> None:
     """lape, kojima_ap, zhang and random on the base model; zhang on the aligned one for the type shift."""
-    from langneuron_eval.core.neurons import NeuronFile
-    from langneuron_eval.detectors import run_detector
-
     demo.log("detecting neurons: lape, kojima_ap, zhang, random")
     for method, p in demo.cfg.reference_params().items():
         demo.neuron_paths[method] = demo.out / "neurons" / f"{method}.json"
@@ -129,9 +128,6 @@ def _detect_neurons(demo: _Demo) -> None:
 
 def _ppl_matrices(demo: _Demo) -> None:
     """Perplexity-change matrices with LAPE's neurons and with the random control."""
-    from langneuron_eval.core.neurons import NeuronFile
-    from langneuron_eval.lmeval import evaluation
-
     langs, cfg = demo.langs, demo.cfg
     demo.summary["ppl_matrix"] = {}
     for method in ("lape", "random"):
@@ -140,9 +136,11 @@ def _ppl_matrices(demo: _Demo) -> None:
         lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
         res = ppl_change_matrix(lm, langs, limit=cfg.ppl_limit, task_manager=demo.task_manager, on_run=bar.run)
         bar.close()
+        pm = PplMatrixFile(langs, res["matrix"], res["baseline"], PPL_METRIC, provenance={
+            "detector": method, "neurons_sha256": NeuronFile.load(demo.neuron_paths[method]).sha256()})
+        pm.save(demo.out / "ppl_matrix" / method / "ppl_matrix.json")
         body = {"languages": langs, "matrix": res["matrix"], "baseline": res["baseline"], "metric": PPL_METRIC,
-                "detector": method, "neurons_sha256": NeuronFile.load(demo.neuron_paths[method]).sha256()}
-        write_json(demo.out / "ppl_matrix" / method / "ppl_matrix.json", body, force=True)
+                **pm.provenance}
         plot_ppl_matrix(demo.out / "ppl_matrix" / method / "ppl_matrix.png", langs, res["matrix"], PPL_METRIC,
                         True)
         demo.summary["ppl_matrix"][method] = {**body, "diagonal": diagonal_dominance(res["matrix"])}
@@ -151,8 +149,6 @@ def _ppl_matrices(demo: _Demo) -> None:
 
 def _steering(demo: _Demo) -> None:
     """Every language's neurons activated, against the unsteered model, per steering detector."""
-    from langneuron_eval.lmeval import evaluation
-
     cfg = demo.cfg
     demo.summary["steering"] = {}
     for method in cfg.steer_detectors:
@@ -168,8 +164,6 @@ def _steering(demo: _Demo) -> None:
 
 def _qa(demo: _Demo) -> None:
     """xqa / xmath for the base and the aligned model."""
-    from langneuron_eval.lmeval import evaluation
-
     cfg = demo.cfg
     bar = demo.log("xqa / xmath for the base and the aligned model", runs=2)
     qa_tasks = [f"{fam}_{lang}" for fam in ("xqa", "xmath") for lang in demo.langs]
@@ -186,18 +180,13 @@ def _qa(demo: _Demo) -> None:
 
 def _neuron_shift(demo: _Demo) -> None:
     """Zhang et al.'s neuron-type shift: zhang on the base vs the aligned model's statistics."""
-    from langneuron_eval.core.neurons import NeuronFile
-    from langneuron_eval.detectors.report import compare
-
     demo.log("neuron-type shift between base and aligned model (zhang)")
-    shift = compare(NeuronFile.load(demo.neuron_paths["zhang"]), demo.zhang_aligned)
+    shift = compare_neuron_files(NeuronFile.load(demo.neuron_paths["zhang"]), demo.zhang_aligned)
     write_json(demo.out / "neuron_shift.json", shift, force=True)
     demo.summary["neuron_shift"] = shift
 
 
 def _leaderboard(demo: _Demo) -> None:
-    from langneuron_eval.leaderboard.build import build_leaderboard
-
     demo.log("leaderboard")
     build_leaderboard([demo.out / "results"], demo.out / "leaderboard", force=True,
                       ppl_matrices=[demo.out / "ppl_matrix" / m / "ppl_matrix.json" for m in ("lape", "random")],

@@ -25,14 +25,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langneuron_eval.core import demo_assets
+from langneuron_eval.core.corpus import resolve_corpus, split_specs
+from langneuron_eval.core.modeling import load_model
+from langneuron_eval.core.neurons import NeuronFile
+from langneuron_eval.core.ppl_matrix import PplMatrixFile
+from langneuron_eval.core.recorder import RecordConfig, record
+from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.detectors import get_detector, run_detector
+from langneuron_eval.detectors.report import summarize, table
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.evidence.diagonal import diagonal_dominance
 from langneuron_eval.fileio import jsonable, write_json, write_text
+from langneuron_eval.leaderboard.build import build_leaderboard
+from langneuron_eval.lmeval import evaluation
 from langneuron_eval.lmeval.catalogue import LANG_RATE, PPL_METRIC, STEER_FAMILY, STEER_SUCCESS, steer_task
 from langneuron_eval.lmeval.results import metric as results_metric
 from langneuron_eval.lmeval.results import write_results
 from langneuron_eval.pipelines.measurements import (
     EvalConfig,
-    diagonal_dominance,
     params_text,
     ppl_change_matrix,
     steering_gains,
@@ -81,8 +92,6 @@ def _slug(name: str) -> str:
 
 def neuron_figures(nf: Any) -> dict[str, Any]:
     """Counts, unique units, mean cross-language overlap and layer distribution of a neuron file."""
-    from langneuron_eval.detectors.report import summarize
-
     s = summarize(nf)
     langs = list(s["overlap"])
     offs = [s["overlap"][a][b] for a in langs for b in langs if a != b and s["counts"][a]]
@@ -136,10 +145,6 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
     ``task_manager`` (one that knows ``lang_ppl_*``/``lang_steer_*``, e.g. with an evaluation corpus in its
     metadata) replaces the default one. lm-eval's bars and logs are silenced unless ``verbose``.
     """
-    from langneuron_eval.core import demo_assets
-    from langneuron_eval.detectors import get_detector
-    from langneuron_eval.lmeval import evaluation
-
     started = time.perf_counter()
     get_detector(target)  # unknown names fail before any slow work
     bench = _Bench(target, params, out, cfg, str(model or demo_assets.base_model_path()),
@@ -168,8 +173,6 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
 
 def _statistics(bench: _Bench) -> Any:
     """The statistics: given (``--stats``), reused from an earlier run in ``out``, or recorded now."""
-    from langneuron_eval.core.stats import ActivationStats
-
     cfg, langs = bench.cfg, bench.langs
     if bench.stats_path:
         bench.log(f"loading statistics {bench.stats_path}")
@@ -194,10 +197,6 @@ def _statistics(bench: _Bench) -> Any:
 
 
 def _record(bench: _Bench) -> Any:
-    from langneuron_eval.core.corpus import resolve_corpus, split_specs
-    from langneuron_eval.core.modeling import load_model
-    from langneuron_eval.core.recorder import RecordConfig, record
-
     sources = resolve_corpus(split_specs(bench.corpus), bench.langs)
     m, tok = load_model(bench.model)
     stats = record(m, tok, sources, RecordConfig(sentence_means=True, max_sentences=bench.cfg.detect_sentences,
@@ -208,8 +207,6 @@ def _record(bench: _Bench) -> Any:
 
 def _detect(bench: _Bench, stats: Any) -> None:
     """The tested detector first, then the references; each neuron file saved under ``neurons/``."""
-    from langneuron_eval.detectors import run_detector
-
     bench.runs = [(bench.label, bench.target, bench.params)] + [(m, m, p) for m, p in
                                                                  bench.cfg.reference_params().items()]
     for name, method, p in bench.runs:
@@ -225,8 +222,6 @@ def _detect(bench: _Bench, stats: Any) -> None:
 
 def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> dict[str, Any]:
     """Neuron figures, perplexity matrix and steering of one detector (cached); writes its ppl_matrix.json."""
-    from langneuron_eval.core.neurons import NeuronFile
-
     nf = NeuronFile.load(bench.neuron_paths[name])
     fig: dict[str, Any] = {"method": method, "params": nf.params, "neurons": str(bench.neuron_paths[name]),
                            "neurons_sha256": nf.sha256(), **neuron_figures(nf)}
@@ -242,16 +237,14 @@ def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> d
     gains = [r["gain"] for r in fig["steering"].values()]
     fig["mean_gain"] = sum(gains) / len(gains) if gains else 0.0
     fig["steered_50"] = sum(1 for g in gains if g >= STEER_SUCCESS)
-    body = {"languages": bench.langs, "matrix": fig["ppl_matrix"], "baseline": fig["ppl_baseline"],
-            "metric": PPL_METRIC, "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}
-    write_json(bench.out / "ppl_matrix" / _slug(name) / "ppl_matrix.json", body, force=True)
+    PplMatrixFile(bench.langs, fig["ppl_matrix"], fig["ppl_baseline"], PPL_METRIC, provenance={
+        "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}).save(
+        bench.out / "ppl_matrix" / _slug(name) / "ppl_matrix.json")
     return fig
 
 
 def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
     """The perplexity-change matrix and steering gains of one neuron file, on one model load."""
-    from langneuron_eval.lmeval import evaluation
-
     cfg, langs = bench.cfg, bench.langs
     t0 = time.perf_counter()
     lm = evaluation.load_model(bench.model, bench.neuron_paths[name], batch_size=cfg.batch_size)
@@ -276,8 +269,6 @@ def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
 
 def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> dict[str, Any]:
     """Steering gains; the unsteered run once for all detectors; languages without neurons gain nothing."""
-    from langneuron_eval.lmeval import evaluation
-
     langs, results_dir = bench.langs, bench.out / "results"
     if "steer" not in bench.baselines:
         on_run("no intervention")
@@ -298,8 +289,6 @@ def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> d
 
 
 def _leaderboard(bench: _Bench, figures: dict[str, Any]) -> None:
-    from langneuron_eval.leaderboard.build import build_leaderboard
-
     bench.log("leaderboard")
     build_leaderboard([bench.out / "results"], bench.out / "leaderboard", force=True,
                       ppl_matrices=[bench.out / "ppl_matrix" / _slug(n) / "ppl_matrix.json" for n in figures],
@@ -348,8 +337,6 @@ def check_golden(result: dict[str, Any], golden_path: Path, tolerance: float) ->
 
 # ---------------------------------------------------------------------------------------------- text
 def format_table(result: dict[str, Any]) -> str:
-    from langneuron_eval.detectors.report import table
-
     langs = result["languages"]
     figs = result["detectors"]
     rows = []

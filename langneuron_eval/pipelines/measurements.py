@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langneuron_eval.core.corpus import overlap_problems, resolve_corpus, split_specs
+from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import atomic_path
 from langneuron_eval.languages import DEMO_LANGUAGES
+from langneuron_eval.lmeval import evaluation
 from langneuron_eval.lmeval.catalogue import LANG_RATE, PPL_METRIC, ppl_task, steer_task
 from langneuron_eval.lmeval.results import metric as results_metric
 from langneuron_eval.lmeval.results import metric_stderr, write_results
@@ -105,8 +108,6 @@ class _PplRuns:
         the bootstrapped stderr of each perplexity (1000 resamples in a process pool), lm-eval's environment
         report (subprocesses) and re-reading the tasks' documents (the tasks are loaded once and reused).
         """
-        from langneuron_eval.lmeval import evaluation
-
         if self.on_run is not None:
             self.on_run(label)
         keep = self.results_dir is not None
@@ -138,8 +139,6 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_
     Returns ``baseline``, ``perplexity`` (rows x columns), ``matrix``, ``seconds``, ``runs``, ``tokens``
     (scored tokens over all runs) and ``tokens_per_second``.
     """
-    from langneuron_eval.lmeval import evaluation
-
     runs = _PplRuns(lm, list(langs), limit, task_manager or evaluation.make_task_manager(), metric, results_dir,
                     on_run)
     started = time.perf_counter()
@@ -172,8 +171,6 @@ def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any
     ``base_res`` (the unsteered ``lang_steer_*`` results of the same model and limit) skips the unsteered
     run. Every run's lm-eval results are saved under ``results_dir``. Returns (rates, unsteered results).
     """
-    from langneuron_eval.lmeval import evaluation
-
     if base_res is None:
         if on_run is not None:
             on_run("no intervention")
@@ -195,20 +192,6 @@ def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any
         rates[lang] = {"unsteered": before, "steered": after, "gain": after - before, "stderr": stderr}
     lm.set_intervention(mode="none")
     return rates, base_res
-
-
-def diagonal_dominance(matrix: list[list[float]]) -> dict[str, float]:
-    """Share of columns whose largest increase is on the diagonal, and mean diagonal / off-diagonal ratio."""
-    n = len(matrix)
-    wins = sum(1 for j in range(n) if max(range(n), key=lambda i: matrix[i][j]) == j)
-    ratios = []
-    for j in range(n):
-        off = [matrix[i][j] for i in range(n) if i != j]
-        mean_off = sum(off) / len(off) if off else 0.0
-        if mean_off > 0:
-            ratios.append(matrix[j][j] / mean_off)
-    return {"columns_diagonal_max": wins, "share": wins / n if n else 0.0,
-            "mean_diag_offdiag_ratio": sum(ratios) / len(ratios) if ratios else float("nan")}
 
 
 def format_change(v: float) -> str:
@@ -251,9 +234,6 @@ def held_out_sources(specs: Sequence[str] | None, langs: Sequence[str] | None) -
     ``specs`` is a corpus spec as ``langneuron record --corpus`` takes it; ``langs`` (normalised codes) must all
     be covered. Without ``specs`` every language in ``langs`` must be one the shipped text covers.
     """
-    from langneuron_eval.core.corpus import resolve_corpus, split_specs
-    from langneuron_eval.errors import LangNeuronError
-
     if specs:
         return resolve_corpus(split_specs(specs), list(langs) if langs else None)
     missing = [lang for lang in langs or () if lang not in DEMO_LANGUAGES]
@@ -270,9 +250,6 @@ def check_held_out(sources: Sequence[Any], recorded: dict[str, Any] | None, allo
     ``recorded`` is a statistics file's ``corpus`` metadata (as neuron files keep it in
     ``provenance.stats_corpus``). With ``allow_overlap`` the overlaps become warnings instead of an error.
     """
-    from langneuron_eval.core.corpus import overlap_problems
-    from langneuron_eval.errors import LangNeuronError
-
     if not recorded:
         return ["the neurons do not record the corpus their statistics came from; cannot check that the "
                 "evaluation text is held out"]
@@ -285,8 +262,6 @@ def check_held_out(sources: Sequence[Any], recorded: dict[str, Any] | None, allo
 
 def eval_task_manager(sources: Sequence[Any] | None, tasks: Sequence[str]) -> Any:
     """A task manager whose ``lang_ppl_*`` tasks read ``sources`` (lm-eval metadata ``corpus``), ``tasks`` checked."""
-    from langneuron_eval.lmeval import evaluation
-
     metadata = None if sources is None else {"corpus": ",".join(f"{s.lang}={s.location}" for s in sources)}
     tm = evaluation.make_task_manager(metadata=metadata)
     evaluation.check_tasks(tasks, tm)

@@ -26,9 +26,15 @@ from typing import Any
 
 import torch
 
+from langneuron_eval.core.corpus import resolve_corpus
 from langneuron_eval.core.fingerprint import NeuronSites
+from langneuron_eval.core.interventions import Intervention, LanguageEdit
+from langneuron_eval.core.recorder import RecordConfig, record
 from langneuron_eval.core.sites import FFN_SITES, resolve_sites
+from langneuron_eval.detectors.runner import run_detector
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.fileio import write_text
+from langneuron_eval.testing import TINY_CORPUS, causal_lm_class, make_tiny_model, write_tiny_corpus
 
 WORKS, REFUSED, NOT_TESTABLE, FAILS = "works", "refused", "not testable here", "fails"
 LAPE_PARAMS = {"top_rate": 0.1, "filter_rate": 0.5, "activation_bar_ratio": 0.5}  # enough units on a tiny corpus
@@ -82,8 +88,6 @@ def _template(sites: NeuronSites) -> str:
 
 
 def _build(check: TypeCheck) -> tuple[Any, Any] | None:
-    from langneuron_eval.testing import causal_lm_class, make_tiny_model
-
     try:
         check.class_name = causal_lm_class(check.model_type).__name__
         return make_tiny_model(check.model_type)
@@ -113,10 +117,6 @@ def _resolve(check: TypeCheck, model: Any) -> NeuronSites | None:
 
 
 def _record_and_detect(model: Any, tok: Any, sites: NeuronSites, corpus_dir: Path):
-    from langneuron_eval.core.corpus import resolve_corpus
-    from langneuron_eval.core.recorder import RecordConfig, record
-    from langneuron_eval.detectors.runner import run_detector
-
     sources = resolve_corpus([str(corpus_dir)], list(LANGS))
     stats = record(model, tok, sources, RecordConfig(site=sites.site, batch_size=4), progress=False)
     return stats, run_detector("lape", stats, LAPE_PARAMS)
@@ -141,8 +141,6 @@ def _runs_plain(check: TypeCheck, model: Any, tok: Any) -> bool:
 
 def _intervene(model: Any, tok: Any, neurons: Any) -> str:
     """Deactivate en + activate zh in a forward and a generate; '' if the edits fire and leave no trace."""
-    from langneuron_eval.core.interventions import Intervention, LanguageEdit
-
     enc = _sample(tok)
     edits = [LanguageEdit("deactivate", "en"), LanguageEdit("activate", "zh", 3.0)]
     with torch.no_grad():
@@ -168,8 +166,6 @@ def _intervene(model: Any, tok: Any, neurons: Any) -> str:
 
 def check_type(model_type: str, corpus_dir: Path, inspect: Callable[[Pipeline], None] | None = None) -> TypeCheck:
     """Run the whole pipeline on one model type; ``inspect`` sees the results of a type that works."""
-    from langneuron_eval.testing import TINY_CORPUS
-
     check = TypeCheck(model_type)
     built = _build(check)
     if built is None:
@@ -197,7 +193,6 @@ def check_all(types: Iterable[str] | None = None,
     """:func:`check_type` for every causal-LM type (or ``types``), quietly, in sorted order."""
     from transformers.utils import logging as hf_logging
 
-    from langneuron_eval.testing import write_tiny_corpus
 
     hf_logging.set_verbosity_error()
     threads = torch.get_num_threads()
@@ -269,8 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     checks = check_all(args.types.split(",") if args.types else None)
     text = render_markdown(checks)
     if args.out:
-        from langneuron_eval.fileio import write_text
-
         write_text(args.out, text, force=True)
     else:
         print(text, end="")

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langneuron_eval.leaderboard.results import MetricKey, ResultFile, Score
+from langneuron_eval.leaderboard.result_files import ResultFile
+from langneuron_eval.lmeval.results import MetricKey, Score
 
 Warn = Callable[[str], None]
 
