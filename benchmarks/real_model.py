@@ -364,7 +364,7 @@ def _f(x: float | None) -> str:
 
 def report(cfg: RealConfig, found: dict[str, Any]) -> str:
     """The Markdown tables docs/real_model.md quotes."""
-    from langneuron_eval.evidence.diagonal import diagonal_dominance
+    from langneuron_eval.evidence.dominance import diagonal_dominance
 
     langs = list(cfg.langs)
     lines = ["## Timings (seconds)", ""] + _table(["step", "seconds"], [[k, round(v, 1)] for k, v in
@@ -381,8 +381,8 @@ def report(cfg: RealConfig, found: dict[str, Any]) -> str:
         rows_max = sum(1 for i, row in enumerate(m) if max(range(len(row)), key=row.__getitem__) == i)
         lines += ["", f"## Perplexity change, {method} neurons deactivated (row) on held-out text (column)", "",
                   f"diagonal is the column maximum in {dom['columns_diagonal_max']}/{len(langs)} columns and the row "
-                  f"maximum in {rows_max}/{len(langs)} rows; mean diagonal/off-diagonal ratio "
-                  f"{dom['mean_diag_offdiag_ratio']:.2f}", ""]
+                  f"maximum in {rows_max}/{len(langs)} rows; diagonal/off-diagonal perplexity ratio "
+                  f"{dom['ratio']:.2f} (geometric means), permutation p = {dom['p_value']:.3g}", ""]
         lines += _table(["deactivated", *langs], [[r, *[f"{v:+.3f}" for v in row]]
                                                   for r, row in zip(langs, body["matrix"])])
     lines += ["", "## Steering: lang_rate of the target language (BOS prompt / neutral prompts)", ""]

@@ -19,6 +19,7 @@ the Hub-row mapping live in :mod:`langneuron_eval.lmeval.public_benchmarks`; doc
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from lm_eval.api.task import ConfigurableTask
 from langneuron_eval import languages, lid
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.lmeval import metrics
+from langneuron_eval.lmeval.engine import perplexity, written_with_spaces
 
 # Language-neutral prompts of lang_steer_prompted_<lang> (no words, so they favour no language).
 NEUTRAL_PROMPTS = ("1.", "-", "*", '"', "(", "#", ">", "[", ":", "...")
@@ -91,29 +93,56 @@ def _known(code: str, lid_only: bool = True) -> str | None:
 
 
 def process_ppl(doc: dict[str, Any], results: list[float]) -> dict[str, tuple[float, int]]:
-    """Token-weighted log-likelihood of the whole line, normalised by words and by UTF-8 bytes.
+    """The line's rolling log-likelihood, normalised by UTF-8 bytes (and by words where words are spaced).
 
-    Words are whitespace-separated, so word perplexity is not meaningful for Chinese and Japanese
-    (one "word" per line); compare languages with byte perplexity or bits per byte.
+    Word perplexity is declared only for languages written with spaces between words
+    (:func:`langneuron_eval.lmeval.engine.written_with_spaces`); elsewhere a whitespace "word" is a whole line.
     """
     (loglikelihood,) = results
     text = doc["text"]
     n_bytes = len(text.encode("utf-8"))
-    return {"word_perplexity": (loglikelihood, len(text.split())),
-            "byte_perplexity": (loglikelihood, n_bytes),
-            "bits_per_byte": (loglikelihood, n_bytes)}
+    out = {"byte_perplexity": (loglikelihood, n_bytes), "bits_per_byte": (loglikelihood, n_bytes)}
+    if written_with_spaces(doc["lang"]):
+        out["word_perplexity"] = (loglikelihood, len(text.split()))
+    return out
+
+
+def _sums(items: Sequence[tuple[float, int]]) -> tuple[float, float]:
+    return math.fsum(ll for ll, _ in items), math.fsum(n for _, n in items)
+
+
+def safe_perplexity(items: Sequence[tuple[float, int]]) -> float:
+    """lm-eval's ``weighted_perplexity`` (``exp(-sum ll / sum n)``), ``inf`` past float range, NaN for 0/0."""
+    return perplexity(*_sums(items))
+
+
+def safe_bits_per_byte(items: Sequence[tuple[float, int]]) -> float:
+    """lm-eval's ``bits_per_byte`` (``-sum ll / sum bytes / ln 2``), NaN when there are no bytes."""
+    loglikelihood, n_bytes = _sums(items)
+    return -loglikelihood / n_bytes / math.log(2) if n_bytes else math.nan
 
 
 # ------------------------------------------------------------------------------- lang_steer
 
+STEER_HALVES = ("dev", "test")
+
+
 def load_steer(corpus_lang: str, corpus_n: int = 100, corpus_prompted: bool = False,
-               langs: str | Sequence[str] | None = None, neurons: str | None = None, **_: Any) -> Any:
+               langs: str | Sequence[str] | None = None, neurons: str | None = None,
+               corpus_half: str | None = None, **_: Any) -> Any:
     """``corpus_n`` generations per task: BOS-only prompts (Kojima et al.), or neutral prompts in turn.
 
     Each document carries the languages its output is bucketed into (``langs``, '+'-joined), see
     :func:`breakdown_languages`; ``neurons`` is the ``--model_args`` key of the ``langneuron`` model.
+    Metadata ``corpus_half`` (``dev`` or ``test``, used by ``langneuron sweep``) keeps the first or the second
+    half of the neutral prompts, so that a setting chosen on one half is reported on prompts it never saw.
     """
     prompts = NEUTRAL_PROMPTS if corpus_prompted else ("",)
+    if corpus_half is not None:
+        if corpus_half not in STEER_HALVES:
+            raise LangNeuronError(f"corpus_half must be one of {', '.join(STEER_HALVES)}, got {corpus_half!r}")
+        half = max(1, len(prompts) // 2)
+        prompts = prompts[:half] if corpus_half == "dev" else (prompts[half:] or prompts)
     tracked = "+".join(breakdown_languages(corpus_lang, langs, neurons))
     rows = [{"id": i, "lang": corpus_lang, "prompt": prompts[i % len(prompts)], "langs": tracked}
             for i in range(int(corpus_n))]
@@ -167,7 +196,8 @@ class LangSteerTask(ConfigurableTask):
 
 
 def process_steer(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-    return metrics.lang_rate_scores(results[0], doc["lang"], doc["langs"].split("+"))
+    """Language shares and text quality of one generation (docs/steering_quality.md)."""
+    return metrics.steer_scores(results[0], doc["lang"], doc["langs"].split("+"))
 
 
 # ------------------------------------------------------------------------------------- xqa

@@ -12,7 +12,7 @@ from langneuron_eval.core.corpus import CorpusSource, overlap_problems, resolve_
 from langneuron_eval.core.fingerprint import ModelFingerprint
 from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.evidence.diagonal import diagonal_dominance
+from langneuron_eval.evidence.dominance import diagonal_dominance
 from langneuron_eval.pipelines.measurements import check_held_out, held_out_sources
 
 VI = ["Hôm nay trời đẹp và chúng tôi đi dạo.", "Tôi thích đọc sách vào buổi tối.", "Con mèo ngủ trên ghế.",

@@ -14,7 +14,7 @@ import pytest
 import langneuron_eval
 from langneuron_eval import languages
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.lmeval import evaluation
+from langneuron_eval.lmeval import evaluation, text_quality
 from langneuron_eval.lmeval.plugin import tasks_dir
 
 LANGS = languages.DEMO_LANGUAGES
@@ -101,6 +101,11 @@ def test_every_task_family_runs_on_the_tiny_model(tiny_model_dir, task_manager):
     rates = ["lang_rate"] + [f"lang_rate_{x}" for x in LANGS if x != "zh"] + ["lang_rate_other"]
     assert all(f"{m},none" in steer and f"{m}_stderr,none" in steer for m in rates)
     assert sum(steer[f"{m},none"] for m in rates) == pytest.approx(1.0)
+    quality = list(text_quality.HIGHER_IS_BETTER)  # per generation, mean with its stderr
+    assert all(f"{m},none" in steer and f"{m}_stderr,none" in steer for m in quality)
+    sample = res["samples"]["lang_steer_zh"][0]
+    assert sample["on_target_fluent"] == text_quality.quality_scores(sample["resps"][0][0], "zh")["on_target_fluent"]
+    assert steer["on_target_fluent,none"] <= steer["lang_rate,none"]  # success needs the target's label
     assert res["samples"]["lang_steer_zh"][0]["arguments"][0][0] == ""  # BOS-only prompt
     assert {"exact_match,none", "f1,none", "f1_char,none"} <= set(r["xqa_ja"])
     assert "f1_char,none" in r["xqa_xling_fr"]
@@ -202,16 +207,28 @@ def test_steering_breakdown_follows_metadata_then_the_neuron_file_then_the_demo_
     docs = task_utils.load_steer(corpus_lang="sw", langs=["en", "sw", "ar"])["test"]
     assert set(docs["langs"]) == {"sw+en+ar"}
     scores = task_utils.process_steer(docs[0], ["Habari ya asubuhi rafiki yangu, karibu nyumbani."])
-    assert scores == {"lang_rate": 1.0, "lang_rate_en": 0.0, "lang_rate_ar": 0.0, "lang_rate_other": 0.0}
+    shares = {k: v for k, v in scores.items() if k.startswith("lang_rate")}
+    assert shares == {"lang_rate": 1.0, "lang_rate_en": 0.0, "lang_rate_ar": 0.0, "lang_rate_other": 0.0}
+    assert set(scores) - set(shares) == set(text_quality.HIGHER_IS_BETTER)
     with pytest.raises(LangNeuronError, match="unknown language code 'xx'"):
         task_utils.load_steer(corpus_lang="vi", langs="en+xx")
+
+
+def test_steering_halves_split_the_neutral_prompts(task_utils):
+    dev = task_utils.load_steer(corpus_lang="zh", corpus_n=20, corpus_prompted=True, corpus_half="dev")["test"]
+    test = task_utils.load_steer(corpus_lang="zh", corpus_n=20, corpus_prompted=True, corpus_half="test")["test"]
+    assert set(dev["prompt"]) | set(test["prompt"]) == set(task_utils.NEUTRAL_PROMPTS)
+    assert not set(dev["prompt"]) & set(test["prompt"]) and len(dev) == len(test) == 20
+    assert set(task_utils.load_steer(corpus_lang="zh", corpus_half="test")["test"]["prompt"]) == {""}
+    with pytest.raises(LangNeuronError, match="corpus_half must be one of dev, test"):
+        task_utils.load_steer(corpus_lang="zh", corpus_half="train")
 
 
 def test_steer_task_declares_exactly_the_breakdown_metrics():
     tm = evaluation.make_task_manager(metadata={"langs": "en+th"})
     task = tm.load(["lang_steer_prompted_vi"])["tasks"]["lang_steer_prompted_vi"]
     assert task.higher_is_better() == {"lang_rate": True, "lang_rate_other": False, "lang_rate_en": False,
-                                       "lang_rate_th": False}
+                                       "lang_rate_th": False, **text_quality.HIGHER_IS_BETTER}
     assert set(task.aggregation()) == set(task.higher_is_better())
 
 
@@ -273,7 +290,10 @@ def test_plain_lm_eval_steers_and_scores_a_language_outside_the_demo_set(tmp_pat
     shares = ["lang_rate", "lang_rate_th", "lang_rate_en", "lang_rate_other"]  # the neuron file's languages
     assert sum(steer[f"{m},none"] for m in shares) == pytest.approx(1.0)
     assert doc["higher_is_better"]["lang_steer_vi"] == {"lang_rate": True, "lang_rate_other": False,
-                                                        "lang_rate_th": False, "lang_rate_en": False}
+                                                        "lang_rate_th": False, "lang_rate_en": False,
+                                                        **text_quality.HIGHER_IS_BETTER}
+    # plain lm_eval reports every text-quality metric of the generations with its stderr
+    assert all(f"{m},none" in steer and f"{m}_stderr,none" in steer for m in text_quality.HIGHER_IS_BETTER)
     assert doc["results"]["lang_ppl_vi"]["byte_perplexity,none"] > 1
     assert doc["n-samples"]["lang_ppl_vi"]["original"] == 3  # the three lines of the user's file
     last = [line for line in p.stderr.splitlines() if line.strip()][-1]

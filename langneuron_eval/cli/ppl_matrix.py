@@ -52,6 +52,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--batch-size", default="1", help="lm-eval batch size (an integer or 'auto')")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"])
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="confidence of the per-cell intervals (paired document bootstrap; default 0.95)")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite existing ppl_matrix.json / ppl_matrix.png")
     p.set_defaults(func=run)
 
@@ -131,8 +135,12 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
 
 def run(args: argparse.Namespace) -> int:
+    from langneuron_eval.evidence.intervals import check_confidence  # scipy: only when the command runs
     from langneuron_eval.lmeval import evaluation
 
+    check_confidence(args.confidence)
+    if args.resamples < 1:
+        raise LangNeuronError("--resamples must be at least 1")
     plan = _plan(args)
     log = Progress("ppl-matrix")
     log(f"loading {plan.model_path} with neurons {args.neurons}")
@@ -178,8 +186,11 @@ def _document(args: argparse.Namespace, plan: _Plan, result: dict[str, Any]) -> 
     }
     if plan.corpus is not None:
         provenance["corpus"] = {s.lang: s.fingerprint() for s in plan.corpus}
-    return PplMatrixFile(plan.langs, result["matrix"], result["baseline"], args.metric, result["perplexity"],
-                         provenance)
+    from langneuron_eval.evidence.ppl import attach_evidence
+
+    pm = PplMatrixFile(plan.langs, result["matrix"], result["baseline"], args.metric, result["perplexity"],
+                       provenance, per_document=result.get("per_document"))
+    return attach_evidence(pm, args.confidence, args.resamples, args.seed)
 
 
 def _print_matrix(langs: list[str], result: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from langneuron_eval.core.sentence_store import SentenceStoreWriter
 from langneuron_eval.errors import LangNeuronError
 
 
@@ -28,6 +29,7 @@ class LayerCounters:
         # Float sums of the current chunk; added to the totals chunk by chunk in corpus order, which makes
         # the floating-point result independent of how chunks are spread over processes.
         self.chunk = torch.zeros(2, N, dtype=torch.float64, device=device)
+        self.chunk_pos = torch.zeros(N, dtype=torch.int64, device=device)  # positives of the current chunk
         if start is not None:  # resumed from a checkpoint (CPU tensors)
             for mine, saved in zip((self.positive, self.sums, self.sq_sums), start):
                 mine.copy_(saved)
@@ -42,9 +44,13 @@ class Accumulator:
         self.resumed: dict[str, torch.Tensor] | None = None  # [K, L, N] CPU totals from a checkpoint
         self.n_tokens = torch.zeros(K, dtype=torch.int64)
         self.want_sentences = sentence_means
-        self.sentence_rows: list[torch.Tensor] = []  # [B, L, N] float32 CPU per batch
-        self.sentence_ids: list[torch.Tensor] = []
+        self.store: SentenceStoreWriter | None = None  # where per-sentence means go, row by row
+        self.chunk_tokens = 0  # counted tokens of the current chunk (added to n_tokens when it is taken)
         self.lang = 0
+        # non-finite activations (issue #28): a diagnosis re-run counts them per layer; a masked re-run zeroes
+        # positions that are not counted, which the weighted sums below would not (0 * NaN = NaN)
+        self.diagnosis: dict[int, list[int]] | None = None  # layer -> [values, tokens, uncounted positions]
+        self.mask_uncounted = False
         self._counted: torch.Tensor | None = None  # [B, T] bool on the CPU, set per batch
         self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._batch_sent: list[torch.Tensor | None] | None = None  # [B, N] per layer
@@ -86,18 +92,34 @@ class Accumulator:
                                   "layers (CPM-Ant's prompt) or puts positions first (XLNet), so its units cannot "
                                   "be counted per token")
         a = acts.detach().reshape(-1, acts.shape[-1]).float()  # [batch*pos, d_mlp]
+        if self.diagnosis is not None:
+            self._diagnose(layer, a, w)
+        if self.mask_uncounted:
+            a = torch.where(w.reshape(-1, 1) > 0, a, torch.zeros((), device=a.device))
         c = self.counters(layer, acts.device)
         # Masked sums as matrix-vector products: one fast BLAS pass each, no copy of the counted tokens,
         # other positions weighted 0. Per-batch sums are float32 (counts exact below 2^24 tokens per batch)
         # and are accumulated in int64 / float64.
         units = slice(offset, offset + a.shape[-1])  # all N units, except at linear_out
-        c.positive[self.lang, units] += (w @ (a > 0).float()).round().long()[0].to(c.device)
+        c.chunk_pos[units] += (w @ (a > 0).float()).round().long()[0].to(c.device)
         c.chunk[0, units] += (w @ a)[0].to(c.device, torch.float64)
         c.chunk[1, units] += (w @ (a * a))[0].to(c.device, torch.float64)
         if self._batch_sent is not None:
             m = mask.unsqueeze(-1).to(torch.float32)  # [batch, pos, 1]
-            mean = (acts.detach().float() * m).sum(1) / m.sum(1).clamp(min=1)  # [batch, width]
+            x = a.reshape(*mask.shape, -1) if self.mask_uncounted else acts.detach().float()  # [batch, pos, width]
+            mean = (x * m).sum(1) / m.sum(1).clamp(min=1)  # [batch, width]
             self._sentence_slice(layer, units, mean)
+
+    def _diagnose(self, layer: int, a: torch.Tensor, w: torch.Tensor) -> None:
+        """Count this batch's non-finite values at counted positions, the tokens holding them, and uncounted
+        positions holding any (a re-run of a chunk whose sums came out non-finite; host syncs are fine here)."""
+        bad = ~torch.isfinite(a)  # [batch*pos, width]
+        counted = w[0] > 0  # [batch*pos]
+        per_token = bad.any(-1)
+        got = self.diagnosis.setdefault(layer, [0, 0, 0])
+        got[0] += int(bad[counted].sum())
+        got[1] += int((per_token & counted).sum())
+        got[2] += int((per_token & ~counted).sum())
 
     def _sentence_slice(self, layer: int, units: slice, mean: torch.Tensor) -> None:
         """Store one module's per-sentence means [batch, width] into the layer's [batch, N] row."""
@@ -110,21 +132,46 @@ class Accumulator:
         row[:, units] = mean.to(row.device)
 
     def end_batch(self, n_tokens: int, ids: torch.Tensor) -> None:
-        self.n_tokens[self.lang] += n_tokens
+        self.chunk_tokens += n_tokens
         if self._batch_sent is not None:
             B = len(ids)
             rows = [torch.zeros(B, self.N) if r is None else r.cpu() for r in self._batch_sent]
-            self.sentence_rows.append(torch.stack(rows, dim=1))  # [batch, L, d_mlp]
-            self.sentence_ids.append(ids)
+            if self.store is not None:
+                self.store.write(ids, torch.stack(rows, dim=1))  # [batch, L, d_mlp], at the sentences' rows
             self._batch_sent = None
 
+    def nonfinite_layers(self) -> list[int]:
+        """Layers whose current-chunk sums are not finite: some activation that entered them was NaN or inf.
+
+        Exact and free per batch: a float64 sum of finite float32 values (or of their squares) cannot overflow.
+        One host synchronisation per chunk."""
+        flags = [(i, torch.isfinite(c.chunk).all()) for i, c in enumerate(self.layers) if c is not None]
+        if not flags:
+            return []
+        ok = torch.stack([f.to("cpu") for _, f in flags]).tolist()
+        return [i for (i, _), good in zip(flags, ok) if not good]
+
+    def discard_chunk(self) -> None:
+        """Forget everything the current chunk added (before a re-run of it)."""
+        self.chunk_tokens = 0
+        for c in self.layers:
+            if c is not None:
+                c.chunk.zero_()
+                c.chunk_pos.zero_()
+
     def take_chunk(self) -> list[torch.Tensor | None]:
-        """Each layer's [2, N] chunk sums (sums, squared sums), reset to zero; None for a layer not seen yet."""
+        """Each layer's [2, N] chunk sums (sums, squared sums), reset to zero; None for a layer not seen yet.
+
+        The chunk's positive counts and tokens (integers: their order does not matter) go to the totals here."""
+        self.n_tokens[self.lang] += self.chunk_tokens
+        self.chunk_tokens = 0
         out: list[torch.Tensor | None] = []
         for c in self.layers:
             out.append(None if c is None else c.chunk)
             if c is not None:
                 c.chunk = torch.zeros_like(c.chunk)
+                c.positive[self.lang] += c.chunk_pos
+                c.chunk_pos.zero_()
         return out
 
     def add_round(self, partials: list[list[torch.Tensor | None] | None]) -> None:

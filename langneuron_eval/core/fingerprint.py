@@ -39,6 +39,8 @@ class ModelFingerprint:
     site: str
     module: str | None = None
     segments: tuple[Segment, ...] | None = None
+    # mixture-of-experts layout (langneuron_eval.core.moe_units.MoEUnits.to_dict()); None for dense models
+    moe: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model_type": self.model_type, "num_layers": self.num_layers,
@@ -47,6 +49,8 @@ class ModelFingerprint:
             d["module"] = self.module
         if self.segments is not None:
             d["segments"] = [[s.path, s.offset, s.width] for s in self.segments]
+        if self.moe is not None:
+            d["moe"] = self.moe
         return d
 
     @classmethod
@@ -54,8 +58,11 @@ class ModelFingerprint:
         try:
             module, segs = d.get("module"), d.get("segments")
             segments = None if segs is None else tuple(Segment(str(p), int(o), int(w)) for p, o, w in segs)
+            moe = d.get("moe")
+            if moe is not None and not isinstance(moe, dict):
+                raise TypeError("moe must be an object")
             return cls(str(d["model_type"]), int(d["num_layers"]), int(d["intermediate_size"]), str(d["site"]),
-                       None if module is None else str(module), segments)
+                       None if module is None else str(module), segments, moe)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise LangNeuronError(f"malformed model fingerprint {d!r}: {e}") from None
 
@@ -63,6 +70,10 @@ class ModelFingerprint:
         where = f" ({self.module})" if self.module else ""
         if self.segments:
             where = f" ({', '.join(f'{s.path} {s.width}' for s in self.segments)})"
+        if self.moe is not None:
+            m = self.moe
+            where = (f" ({len(m['moe_layers'])} MoE layers x {m['num_experts']} experts x {m['expert_width']} units"
+                     + (f" + a shared expert of {m['shared_width']}" if m.get("shared_width") else "") + ")")
         return (f"{self.model_type} with {self.num_layers} layers x {self.intermediate_size} units "
                 f"at site {self.site}{where}")
 
@@ -89,6 +100,7 @@ class NeuronSites:
     # the hooked modules are ``segment_modules[layer][i]``, whose outputs are units of ``segments[i]``
     segments: tuple[Segment, ...] = ()
     segment_modules: tuple[tuple[nn.Module, ...], ...] = ()
+    moe: dict[str, Any] | None = None  # mixture-of-experts layout (see ModelFingerprint.moe)
 
     @property
     def num_layers(self) -> int:
@@ -108,4 +120,4 @@ class NeuronSites:
     @property
     def fingerprint(self) -> ModelFingerprint:
         return ModelFingerprint(self.model_type, self.num_layers, self.intermediate_size, self.site, self.template,
-                                self.segments or None)
+                                self.segments or None, self.moe)

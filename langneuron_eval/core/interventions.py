@@ -236,6 +236,134 @@ class Intervention:
         self._stack = None
 
 
+
+# ------------------------------------------------------------------------------------------ one condition per row
+@dataclass(frozen=True)
+class _RowOps:
+    """One layer's (segment's) edits for a whole batch: flat (row, unit) pairs, each row its condition's units."""
+
+    set_rows: torch.Tensor  # [n_set] long
+    set_units: torch.Tensor  # [n_set] long
+    set_values: torch.Tensor  # [n_set]
+    scale_rows: torch.Tensor  # [n_scale] long
+    scale_units: torch.Tensor  # [n_scale] long
+    scale_factors: torch.Tensor  # [n_scale]
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> _RowOps:
+        return _RowOps(self.set_rows.to(device), self.set_units.to(device), self.set_values.to(device, dtype),
+                       self.scale_rows.to(device), self.scale_units.to(device), self.scale_factors.to(device, dtype))
+
+
+def _row_ops(per_row: Sequence[_LayerOps | None]) -> _RowOps | None:
+    """Concatenate the fused ops of each row's condition, tagging every unit with its row."""
+    present = [(r, o) for r, o in enumerate(per_row) if o is not None]
+    if not present:
+        return None
+
+    def rows_of(index_of: Any) -> torch.Tensor:
+        return torch.cat([torch.full((index_of(o).numel(),), r, dtype=torch.long) for r, o in present])
+
+    return _RowOps(rows_of(lambda o: o.set_index), torch.cat([o.set_index for _, o in present]),
+                   torch.cat([o.set_values for _, o in present]), rows_of(lambda o: o.scale_index),
+                   torch.cat([o.scale_index for _, o in present]), torch.cat([o.scale_factors for _, o in present]))
+
+
+class RowInterventions:
+    """Several interventions in one forward pass: each batch row carries its own condition.
+
+    ``conditions[k]`` is the edit list of condition ``k`` (``()``: no intervention). Inside
+    ``with riv.rows([k_row0, k_row1, ...]):`` row ``r`` of every site tensor is edited as
+    ``Intervention(model, neurons, conditions[k_r])`` would edit it alone: the same fused per-layer ops
+    (:func:`compile_edits`), written by two indexed writes per layer over flat (row, unit) pairs
+    (``acts[rows, :, units] = values``, ``acts[rows, :, units] *= factors``). The cost stays proportional to the
+    edited units, as for one intervention; a dense per-row mask would cost batch x positions x units per layer and
+    turn an ``inf`` activation times 0 into NaN. This lets a perplexity matrix score the K+1 conditions
+    ("none", "deactivate language i") of one document in one batch. Only ``positions="all"`` edits
+    log-likelihood passes (as for :class:`Intervention`); ``positions="generated"`` edits only inside
+    :meth:`generating`.
+    """
+
+    def __init__(self, model: nn.Module, neurons: NeuronFile | None, conditions: Sequence[Sequence[LanguageEdit]],
+                 positions: str = "all", sites: NeuronSites | None = None) -> None:
+        check_positions(positions)
+        if any(conditions) and neurons is None:
+            raise LangNeuronError("an intervention needs a neuron file")
+        self.model, self.positions = model, positions
+        self.sites = sites or resolve_for_file(model, neurons.fingerprint if neurons is not None else None)
+        if neurons is not None:
+            neurons.check_model(self.sites.fingerprint)
+        self._ops = [split_by_segment(compile_edits(neurons, c), self.sites) if c else {} for c in conditions]
+        self._keys = sorted({key for ops in self._ops for key in ops})
+        self._cache: dict[tuple[int, ...], dict[tuple[int, int], _RowOps]] = {}
+        self._device_cache: dict[tuple[tuple[int, ...], tuple[int, int], torch.device, torch.dtype], _RowOps] = {}
+        self._generating, self._step = False, 0
+
+    def _batch_ops(self, conds: tuple[int, ...]) -> dict[tuple[int, int], _RowOps]:
+        if conds not in self._cache:
+            if len(self._cache) > 256:  # batches repeat a few patterns; keep the cache bounded all the same
+                self._cache.clear()
+                self._device_cache.clear()
+            built = {key: _row_ops([self._ops[k].get(key) for k in conds]) for key in self._keys}
+            self._cache[conds] = {key: ops for key, ops in built.items() if ops is not None}
+        return self._cache[conds]
+
+    @contextlib.contextmanager
+    def rows(self, conds: Sequence[int]) -> Iterator[None]:
+        """Edit row ``r`` of every forward pass in the block by condition ``conds[r]``."""
+        conds = tuple(int(k) for k in conds)
+        if any(k < 0 or k >= len(self._ops) for k in conds):
+            raise LangNeuronError(f"row conditions {conds} name a condition outside 0..{len(self._ops) - 1}")
+        ops = self._batch_ops(conds)
+        if not ops:
+            yield
+            return
+
+        def edit(layer: int, acts: torch.Tensor, offset: int = 0) -> torch.Tensor | None:
+            # acts: [batch, pos, d_mlp] (at linear_out one module's [batch, pos, width], units from offset)
+            row_ops = ops.get((layer, offset))
+            if row_ops is None:
+                return None
+            if acts.shape[0] != len(conds):
+                raise LangNeuronError(f"a batch of {acts.shape[0]} rows under {len(conds)} row conditions")
+            start = self._start(acts)
+            if start is None:
+                return None
+            key = (conds, (layer, offset), acts.device, acts.dtype)
+            o = self._device_cache.get(key) or self._device_cache.setdefault(key, row_ops.to(acts.device, acts.dtype))
+            out = acts if not torch.is_grad_enabled() else acts.clone()
+            if o.set_rows.numel():
+                out[o.set_rows, start:, o.set_units] = o.set_values[:, None]
+            if o.scale_rows.numel():
+                out[o.scale_rows, start:, o.scale_units] *= o.scale_factors[:, None]
+            return out
+
+        with hook_sites(self.sites, edit):
+            yield
+
+    def _start(self, acts: torch.Tensor) -> int | None:
+        """First edited position (``None``: none), as :class:`Intervention` decides it."""
+        if self.positions == "all":
+            return 0
+        if not self._generating:
+            return None
+        return acts.shape[1] - 1 if self._step == 0 else 0
+
+    @contextlib.contextmanager
+    def generating(self) -> Iterator[None]:
+        """Mark a ``generate`` call so ``positions=generated`` can tell prefill from decoding steps."""
+        def count_step(_mod, _args, _kwargs, _out):
+            self._step += 1
+
+        self._generating, self._step = True, 0
+        handle = (self.model.register_forward_hook(count_step, with_kwargs=True)
+                  if self.positions == "generated" else None)
+        try:
+            yield
+        finally:
+            if handle is not None:
+                handle.remove()
+            self._generating, self._step = False, 0
+
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise LangNeuronError(f"unknown intervention mode={mode!r}; choose one of {', '.join(MODES)}")

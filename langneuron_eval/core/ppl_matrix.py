@@ -6,6 +6,11 @@ matrix (``ppl-matrix``, ``bench-detector``, ``demo``) writes it through :class:`
 reader (the leaderboard, the tests) loads it through :meth:`PplMatrixFile.load`, which also reads the files
 of earlier versions (schema 1, and the schema-less files that demo and bench-detector used to write).
 
+Schema 2 adds optional evidence (``langneuron_eval.evidence.ppl.attach_evidence`` fills it): ``per_document``
+(units and NLL per document for every run, so any aggregate can be resampled), ``ci_low``/``ci_high`` (the
+matrix's shape), ``n_docs`` per language, ``interval`` (confidence, resamples, method, seed) and ``dominance``
+(diagonal-dominance statistics, intervals and permutation p-value). See docs/statistics.md.
+
 ``null`` in ``matrix`` or ``baseline`` stands for a value that is not a finite number; loaded, it is NaN.
 """
 
@@ -18,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.fileio import read_json, write_json
+from langneuron_eval.fileio import jsonable, read_json, write_json
 
 SCHEMA = "langneuron-eval/ppl-matrix"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ROWS = "deactivated language"
 COLUMNS = "evaluated language (lang_ppl_<lang>)"
 # provenance keys that older schema-less files (demo, bench-detector) wrote at the top level
@@ -51,6 +56,9 @@ class PplMatrixFile:
         metric: ``byte_perplexity`` (default) or ``word_perplexity``.
         perplexity: optional ``[row][column]`` metric under each intervention.
         provenance: model, neuron file and its hashes, detector, versions, seeds, corpus fingerprints.
+        per_document: ``{"units": {lang: [...]}, "nll": {"none" | row lang: {lang: [...]}}}`` (schema 2).
+        ci_low, ci_high: ``[row][column]`` interval bounds (NaN where there is none); n_docs: per language.
+        interval: how the intervals were computed; dominance: diagonal-dominance evidence.
     """
 
     languages: list[str]
@@ -59,6 +67,12 @@ class PplMatrixFile:
     metric: str = "byte_perplexity"
     perplexity: list[list[float]] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    per_document: dict[str, Any] | None = None
+    ci_low: list[list[float]] | None = None
+    ci_high: list[list[float]] | None = None
+    n_docs: dict[str, int] | None = None
+    interval: dict[str, Any] | None = None
+    dominance: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.languages)
@@ -79,6 +93,12 @@ class PplMatrixFile:
         }
         if self.perplexity is not None:
             doc["perplexity"] = [[_json_number(v) for v in row] for row in self.perplexity]
+        for name in ("ci_low", "ci_high"):
+            if getattr(self, name) is not None:
+                doc[name] = [[_json_number(v) for v in row] for row in getattr(self, name)]
+        for name in ("per_document", "n_docs", "interval", "dominance"):
+            if getattr(self, name) is not None:
+                doc[name] = jsonable(getattr(self, name))
         return doc
 
     def save(self, path: str | os.PathLike, force: bool = True) -> Path:
@@ -113,8 +133,14 @@ class PplMatrixFile:
             if key in doc and key not in provenance:
                 provenance[key] = doc[key]
         metric = doc.get("metric")
+        evidence = {name: _square(doc[name], n, src, name) for name in ("ci_low", "ci_high") if doc.get(name)}
+        for name in ("per_document", "n_docs", "interval", "dominance"):
+            if doc.get(name) is not None:
+                if not isinstance(doc[name], dict):
+                    raise LangNeuronError(f"{src}: '{name}' must be a JSON object")
+                evidence[name] = doc[name]
         return cls(list(langs), matrix, baseline, metric if isinstance(metric, str) else "perplexity", perplexity,
-                   provenance)
+                   provenance, **evidence)
 
 
 def _square(matrix: Any, n: int, src: str, name: str) -> list[list[float]]:

@@ -38,6 +38,7 @@ from langneuron_eval.core.corpus import CorpusSource
 from langneuron_eval.core.counters import Accumulator
 from langneuron_eval.core.fingerprint import NeuronSites
 from langneuron_eval.core.hooks import StopForward, hook_sites, stop_after_last_site
+from langneuron_eval.core.moe_record import MoEAccumulator, check_moe_record, has_moe_layers, moe_statistics
 from langneuron_eval.core.sites import DEFAULT_SITE, resolve_sites
 from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.errors import LangNeuronError
@@ -104,6 +105,8 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
             the statistics are the same (tests use it to show that).
     """
     config = config or RecordConfig()
+    if has_moe_layers(model):
+        return _record_moe(model, tokenizer, sources, config, progress, checkpoint)
     sites = resolve_sites(model, config.site, override=config.module_template)
     if tokenizer.pad_token_id is None:
         raise LangNeuronError("tokenizer has no pad token and no eos token to pad with")
@@ -122,6 +125,28 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
     with hook_sites(sites, acc), stop, _restore_training(model, was_training):  # stop hook after the counters
         corpus_meta = _record_languages(run, sources, done)
     return _collect(run, sources, sites, corpus_meta)
+
+
+def _record_moe(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConfig, progress: bool,
+                checkpoint: str | None) -> ActivationStats:
+    """A mixture-of-experts model: the same run loop with the expert counters (core/moe_record.py, docs/moe.md)."""
+    rank, world = dist_rank_world()
+    check_moe_record(config, world, checkpoint)
+    if tokenizer.pad_token_id is None:
+        raise LangNeuronError("tokenizer has no pad token and no eos token to pad with")
+    acc = MoEAccumulator(model, len(sources), config.site)
+    run = _Run(model, tokenizer, config, acc, _input_device(model), rank, world, None, progress)
+    was_training = model.training
+    model.eval()
+    with acc.attach(model), _restore_training(model, was_training):
+        corpus_meta = _record_languages(run, sources, {"lang": 0, "chunks": 0, "corpus_meta": {}, "n_trunc": 0})
+    fields = moe_statistics(model, acc)
+    for k, s in enumerate(sources):
+        corpus_meta[s.lang]["tokens"] = int(fields["n_tokens"][k])
+    return ActivationStats(languages=[s.lang for s in sources], metadata={
+        "model": _model_name(model), "corpus": corpus_meta, "record_config": vars(config).copy(),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "versions": versions(), "seeds": {}},
+        **fields)
 
 
 def _model_name(model) -> str:

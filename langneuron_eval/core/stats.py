@@ -9,9 +9,15 @@ n_tokens             [K]          int64    counted tokens per language (no paddi
 positive_counts      [K, L, N]    int64    tokens whose activation is > 0
 activation_sums      [K, L, N]    float64  sum of activations (absent in imported count-only files)
 activation_sq_sums   [K, L, N]    float64  sum of squared activations (present iff activation_sums is)
-sentence_means       [S, L, N]    float32  optional: mean activation of each sentence (Kojima et al.)
+sentence_means       [S, L, N]    float32  optional, schema version 1: each sentence's mean activation
 sentence_lang        [S]          int64    optional: language index of each sentence
 ==================== ============ =======  ==================================================
+
+Schema version 2 (``record --sentence-means``) keeps the per-sentence means out of this file, in a sidecar
+``<stem>.sentences.safetensors`` beside it (core/sentence_store.py: written row by row while recording,
+memory-mapped when read, float32/float16/bfloat16); the header's ``sentence_means_file`` names it with its
+sha256, shape and dtype, and ``content_sha256`` covers that sha256. Version 1 files (inline float32 means, or
+none) still load; statistics without per-sentence means are still written as version 1.
 
 The safetensors header carries one metadata entry, ``langneuron``, holding JSON with the schema
 name and version, the languages in order, the model fingerprint and site, the corpus hashes,
@@ -22,6 +28,7 @@ versions and seeds, and ``content_sha256`` (a hash over every tensor's bytes) ch
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,18 +36,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.moe_units import ROUTING_TENSORS, check_moe_stats, stats_denominators
+from langneuron_eval.core.sentence_store import (
+    SentenceMeansFile,
+    SentenceMeansReader,
+    StoreInfo,
+    TensorSentenceMeans,
+    copy_store,
+    unit_quantiles,
+)
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.fileio import atomic_path, canonical_json, check_readable
+from langneuron_eval.fileio import atomic_path, canonical_json, check_readable, check_writable
 
 SCHEMA = "langneuron-eval/activation-stats"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # written only when the per-sentence means live in a sidecar file; else version 1
+MOE_SCHEMA_VERSION = 3  # written when the file holds mixture-of-experts routing statistics (docs/moe.md)
+READABLE_VERSIONS = (1, 2, MOE_SCHEMA_VERSION)
+SIDECAR_SUFFIX = ".sentences.safetensors"
 _REQUIRED = ("n_tokens", "positive_counts", "activation_sums", "activation_sq_sums")
 _SUMS = ("activation_sums", "activation_sq_sums")  # optional as a pair: reference files hold counts only
 _DTYPES = {"n_tokens": torch.int64, "positive_counts": torch.int64, "activation_sums": torch.float64,
-           "activation_sq_sums": torch.float64, "sentence_means": torch.float32, "sentence_lang": torch.int64}
+           "activation_sq_sums": torch.float64, "sentence_means": torch.float32, "sentence_lang": torch.int64,
+           **ROUTING_TENSORS}
 
 
 def content_hash(tensors: dict[str, torch.Tensor]) -> str:
@@ -53,6 +74,37 @@ def content_hash(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def sidecar_path(stats_path: str | os.PathLike) -> Path:
+    """Where the per-sentence means of the statistics file ``stats_path`` live: ``<stem>.sentences.safetensors``."""
+    p = Path(stats_path)
+    return p.with_name(p.name[: -len(p.suffix)] + SIDECAR_SUFFIX if p.suffix else p.name + SIDECAR_SUFFIX)
+
+
+def _with_sidecar(digest: str, info: StoreInfo) -> str:
+    """The content hash of statistics whose per-sentence means are in a sidecar: covers the sidecar's sha256."""
+    return hashlib.sha256(f"{digest}|sentence_means_file|{info.sha256}".encode()).hexdigest()
+
+
+def _open_sidecar(path: Path, header: dict) -> SentenceMeansFile | None:
+    """The sidecar a version-2 header names (next to ``path``), checked against the reference; None if none.
+
+    Its content hash is checked before its first read (SentenceMeansFile.verify), not here: detectors that
+    never read the per-sentence means do not pay for reading gigabytes."""
+    ref = header.get("sentence_means_file")
+    if ref is None:
+        return None
+    info = StoreInfo.from_dict(ref)
+    side = path.parent / info.file
+    if not side.is_file():
+        raise LangNeuronError(f"statistics {path} keep their per-sentence means in {side}, which is missing; "
+                              "copy it next to the statistics file")
+    reader = SentenceMeansFile(side, sha256=info.sha256)
+    if list(reader.shape) != info.shape or reader.dtype.name != info.dtype:
+        raise LangNeuronError(f"{side} holds {list(reader.shape)} {reader.dtype.name} sentence means, the "
+                              f"statistics {path} expect {info.shape} {info.dtype}")
+    return reader
+
+
 @dataclass
 class ActivationStats:
     """Streaming sufficient statistics of FFN activations, per language."""
@@ -63,9 +115,11 @@ class ActivationStats:
     activation_sums: torch.Tensor | None  # [K, L, N] float64; None: imported counts only
     activation_sq_sums: torch.Tensor | None  # [K, L, N] float64; None with activation_sums
     fingerprint: ModelFingerprint | None = None
-    sentence_means: torch.Tensor | None = None  # [S, L, N] float32
+    sentence_means: torch.Tensor | SentenceMeansReader | None = None  # [S, L, N]: in memory, or a file reader
     sentence_lang: torch.Tensor | None = None  # [S] int64
     metadata: dict[str, Any] = field(default_factory=dict)
+    # mixture-of-experts models: expert_routed_tokens [K, L_moe, E] int64, expert_routing_weight_sums float64
+    routing: dict[str, torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,8 +176,10 @@ class ActivationStats:
                 raise LangNeuronError(f"{name} contains NaN or infinite values")
         if (self.n_tokens < 0).any() or (self.positive_counts < 0).any():
             raise LangNeuronError("negative token or activation counts in statistics")
-        if (self.positive_counts > self.n_tokens[:, None, None]).any():
-            raise LangNeuronError("positive_counts exceed n_tokens for some language")
+        check_moe_stats(self)
+        if (self.positive_counts > stats_denominators(self)).any():
+            raise LangNeuronError("positive_counts exceed n_tokens (or, in an expert, its routed tokens) for some "
+                                  "language")
         if (self.sentence_means is None) != (self.sentence_lang is None):
             raise LangNeuronError("sentence_means and sentence_lang must be given together")
         if self.sentence_means is not None:
@@ -133,7 +189,8 @@ class ActivationStats:
                     f"sentence_means has shape {list(self.sentence_means.shape)}, expected [{S}, {shape[1]}, {shape[2]}]")
             if S and ((self.sentence_lang < 0).any() or (self.sentence_lang >= K).any()):
                 raise LangNeuronError("sentence_lang holds language indices outside the language list")
-            if not torch.isfinite(self.sentence_means).all():
+            # a file is checked block by block as it is read (check_finite): a full pass here would read it twice
+            if isinstance(self.sentence_means, torch.Tensor) and not torch.isfinite(self.sentence_means).all():
                 raise LangNeuronError("sentence_means contains NaN or infinite values")
         if self.fingerprint is not None and (
             self.fingerprint.num_layers != shape[1] or self.fingerprint.intermediate_size != shape[2]
@@ -154,9 +211,9 @@ class ActivationStats:
 
         The reference code divides by the token count; a language with no tokens would give 0/0, which we define as 0.
         """
-        n = self.n_tokens.to(torch.float64)[:, None, None]
+        n = stats_denominators(self, min_support=True)  # MoE: tokens routed to the unit's expert (docs/moe.md)
         p = self.positive_counts.to(torch.float64) / n.clamp(min=1)
-        return p.to(torch.float32)
+        return torch.where(n > 0, p, torch.zeros_like(p)).to(torch.float32)
 
     def _require_sums(self) -> None:
         if self.activation_sums is None:
@@ -166,7 +223,7 @@ class ActivationStats:
     def activation_mean(self) -> torch.Tensor:
         """Mean activation per (language, layer, neuron) over tokens, 0 where a language has no tokens."""
         self._require_sums()
-        n = self.n_tokens.to(torch.float64)[:, None, None].clamp(min=1)
+        n = stats_denominators(self).clamp(min=1)
         return self.activation_sums / n
 
     def unit_values(self, lang: str, units: list[tuple[int, int]], percentiles: tuple[int, ...] = (10, 25, 75, 90, 95, 99)
@@ -183,11 +240,28 @@ class ActivationStats:
         unit = torch.tensor([u[1] for u in units])
         out = {"mean": self.activation_mean()[k, layer, unit].tolist()} if self.has_activation_sums else {}
         if self.sentence_means is not None and bool((self.sentence_lang == k).any()):
-            rows = self.sentence_means[self.sentence_lang == k][:, layer, unit].double()  # [S_k, n]
-            out["median"] = torch.quantile(rows, 0.5, dim=0).tolist()
-            for p in percentiles:
-                out[f"p{p}"] = torch.quantile(rows, p / 100, dim=0).tolist()
+            rows = np.nonzero((self.sentence_lang == k).numpy())[0]
+            flat = (layer * self.intermediate_size + unit).numpy()
+            # torch.quantile over the language's sentences, a block of units at a time (memory budget)
+            q = unit_quantiles(self.sentence_reader(), rows, flat, (0.5, *(p / 100 for p in percentiles)))
+            out["median"] = q[0].tolist()
+            for i, p in enumerate(percentiles):
+                out[f"p{p}"] = q[i + 1].tolist()
         return out
+
+    def sentence_reader(self) -> SentenceMeansReader:
+        """The per-sentence means as a block reader, whether they are in memory or in a sidecar file."""
+        if self.sentence_means is None:
+            raise LangNeuronError("these statistics hold no per-sentence means (record them with --sentence-means)")
+        if isinstance(self.sentence_means, torch.Tensor):
+            return TensorSentenceMeans(self.sentence_means)
+        return self.sentence_means
+
+    def sentence_tensor(self) -> torch.Tensor | None:
+        """The per-sentence means ``[S, L, N]`` as one float32 tensor in memory (small statistics only)."""
+        if self.sentence_means is None or isinstance(self.sentence_means, torch.Tensor):
+            return self.sentence_means
+        return self.sentence_means.to_tensor()
 
     def subset_languages(self, langs: list[str]) -> ActivationStats:
         idx = [self.lang_index(x) for x in langs]
@@ -196,36 +270,67 @@ class ActivationStats:
             keep = torch.isin(self.sentence_lang, torch.tensor(idx))
             remap = torch.full((self.num_languages,), -1, dtype=torch.int64)
             remap[torch.tensor(idx)] = torch.arange(len(idx))
-            sm, sl = self.sentence_means[keep], remap[self.sentence_lang[keep]]
+            sl = remap[self.sentence_lang[keep]]
+            sm = (self.sentence_means[keep] if isinstance(self.sentence_means, torch.Tensor)
+                  else self.sentence_means.subset(np.nonzero(keep.numpy())[0]))
         sums = (self.activation_sums[idx], self.activation_sq_sums[idx]) if self.has_activation_sums else (None, None)
+        routing = None if self.routing is None else {k: v[idx] for k, v in self.routing.items()}
         return ActivationStats(list(langs), self.n_tokens[idx], self.positive_counts[idx], *sums,
-                               self.fingerprint, sm, sl, dict(self.metadata))
+                               self.fingerprint, sm, sl, dict(self.metadata), routing)
 
     # ------------------------------------------------------------------ (de)serialisation
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {name: getattr(self, name).to(_DTYPES[name]).contiguous() for name in _REQUIRED
                if getattr(self, name) is not None}
         if self.sentence_means is not None:
-            out["sentence_means"] = self.sentence_means.to(torch.float32).contiguous()
+            if isinstance(self.sentence_means, torch.Tensor):
+                out["sentence_means"] = self.sentence_means.to(torch.float32).contiguous()
             out["sentence_lang"] = self.sentence_lang.to(torch.int64).contiguous()
+        for name, t in (self.routing or {}).items():
+            out[name] = t.to(_DTYPES[name]).contiguous()
         return out
+
+    def _sidecar_info(self) -> StoreInfo | None:
+        """The sidecar reference of file-backed per-sentence means (None when they are in memory or absent)."""
+        m = self.sentence_means
+        if m is None or isinstance(m, torch.Tensor):
+            return None
+        if not isinstance(m, SentenceMeansFile):
+            raise LangNeuronError("per-sentence means selected from a file must be saved to a file of their own "
+                                  "first (ActivationStats.save does this)")
+        return StoreInfo(m.path.name, m.sha256(), list(m.shape), m.dtype.name)
 
     def header(self) -> dict[str, Any]:
         tensors = self.tensors()
-        return {
+        sidecar = self._sidecar_info()
+        digest = content_hash(tensors)
+        out = {
             "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": (MOE_SCHEMA_VERSION if self.routing is not None else
+                               1 if sidecar is None else SCHEMA_VERSION),
             "languages": list(self.languages),
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
             "metadata": self.metadata,
-            "content_sha256": content_hash(tensors),
+            "content_sha256": digest if sidecar is None else _with_sidecar(digest, sidecar),
         }
+        if sidecar is not None:
+            out["sentence_means_file"] = sidecar.to_dict()
+        return out
 
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
+        """Write the statistics; file-backed per-sentence means go to ``<stem>.sentences.safetensors`` beside them
+        (already there when ``record`` wrote them for this path; otherwise copied, row block by row block)."""
         from safetensors.torch import save_file
 
+        stats = self
+        if self.sentence_means is not None and not isinstance(self.sentence_means, torch.Tensor):
+            side = sidecar_path(path)
+            m = self.sentence_means
+            if not (isinstance(m, SentenceMeansFile) and m.path.resolve() == side.resolve()):
+                check_writable(side, force)
+                stats = dataclasses.replace(self, sentence_means=copy_store(m, side))
         with atomic_path(path, force) as tmp:
-            save_file(self.tensors(), str(tmp), metadata={"langneuron": canonical_json(self.header())})
+            save_file(stats.tensors(), str(tmp), metadata={"langneuron": canonical_json(stats.header())})
         return Path(path)
 
     @classmethod
@@ -247,13 +352,18 @@ class ActivationStats:
             raise LangNeuronError(f"statistics file {path} has malformed metadata JSON") from None
         if header.get("schema") != SCHEMA:
             raise LangNeuronError(f"{path}: unexpected schema {header.get('schema')!r}, expected {SCHEMA!r}")
-        if header.get("schema_version") != SCHEMA_VERSION:
+        if header.get("schema_version") not in READABLE_VERSIONS:
             raise LangNeuronError(
-                f"{path}: statistics schema version {header.get('schema_version')} is not supported (this version reads {SCHEMA_VERSION})")
+                f"{path}: statistics schema version {header.get('schema_version')} is not supported (this version "
+                f"reads {', '.join(map(str, READABLE_VERSIONS))})")
         missing = [k for k in _REQUIRED if k not in tensors and not (k in _SUMS and not any(s in tensors for s in _SUMS))]
         if missing:
             raise LangNeuronError(f"statistics file {path} lacks tensors: {', '.join(missing)}")
-        if content_hash(tensors) != header.get("content_sha256"):
+        sidecar = _open_sidecar(path, header)
+        digest = content_hash(tensors)
+        if sidecar is not None:
+            digest = _with_sidecar(digest, StoreInfo.from_dict(header["sentence_means_file"]))
+        if digest != header.get("content_sha256"):
             raise LangNeuronError(f"statistics file {path} failed its content hash check (modified or corrupted)")
         for name, t in tensors.items():
             if name in _DTYPES and t.dtype != _DTYPES[name]:
@@ -266,9 +376,10 @@ class ActivationStats:
             activation_sums=tensors.get("activation_sums"),
             activation_sq_sums=tensors.get("activation_sq_sums"),
             fingerprint=ModelFingerprint.from_dict(fp) if fp else None,
-            sentence_means=tensors.get("sentence_means"),
+            sentence_means=tensors.get("sentence_means") if sidecar is None else sidecar,
             sentence_lang=tensors.get("sentence_lang"),
             metadata=header.get("metadata") or {},
+            routing={k: tensors[k] for k in ROUTING_TENSORS if k in tensors} or None,
         )
 
     def sha256(self) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langneuron_eval.evidence.diagonal import diagonal_dominance
+from langneuron_eval.evidence.dominance import diagonal_dominance
 from langneuron_eval.leaderboard.sources import NeuronLayers, PplMatrix
 from langneuron_eval.leaderboard.table import Row, Table
 from langneuron_eval.lmeval.catalogue import (

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langneuron_eval.lid import OTHER, bucket, detect
+from langneuron_eval.lmeval import text_quality
 
 # ---------------------------------------------------------------------------------------------- QA
 
@@ -149,13 +150,24 @@ def corpus_chrf(items: Sequence[tuple[str, str, str]]) -> float:
 
 # ------------------------------------------------------------------------------- language shares
 
-def lang_rate_scores(text: str, target: str, languages: Sequence[str]) -> dict[str, Any]:
+def lang_rate_scores(text: str, target: str, languages: Sequence[str], label: str | None = None) -> dict[str, Any]:
     """Per-output indicators: ``lang_rate`` (LID == target), ``lang_rate_<l>`` for every other
-    language of interest, and ``lang_rate_other`` (any other label, including empty outputs)."""
-    label = bucket(detect(text), languages)
+    language of interest, and ``lang_rate_other`` (any other label, including empty outputs).
+
+    ``label``: the text's LID label when the caller has it already."""
+    label = bucket(detect(text) if label is None else label, languages)
     out = {"lang_rate": float(label == target)}
     for lang in languages:
         if lang != target:
             out[f"lang_rate_{lang}"] = float(label == lang)
     out[f"lang_rate_{OTHER}"] = float(label == OTHER)
     return out
+
+
+def steer_scores(text: str, target: str, languages: Sequence[str]) -> dict[str, Any]:
+    """Everything a ``lang_steer`` task reports per generation: the language shares of :func:`lang_rate_scores`
+    and the text-quality metrics of :func:`~langneuron_eval.lmeval.text_quality.quality_scores` (code-switching,
+    degeneration, the combined ``on_target_fluent``), from one LID call."""
+    label = detect(text)
+    return {**lang_rate_scores(text, target, languages, label=label),
+            **text_quality.quality_scores(text, target, label=label)}

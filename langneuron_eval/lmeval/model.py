@@ -1,10 +1,14 @@
 """The ``langneuron`` model for lm-evaluation-harness: ``hf`` plus a language-neuron intervention.
 
-``LangNeuronLM`` is lm-eval's ``HFLM`` with two methods wrapped: ``_model_call`` (every
-log-likelihood forward pass) and ``_model_generate`` (every ``generate`` call, whose prefill and
-decoding steps all pass through the hooked modules). Everything ``hf`` accepts is passed through,
-so batching, devices, dtypes, chat templates and ``accelerate launch`` data parallelism behave as
-with ``--model hf``; with ``mode=none`` no hook is installed and scores are bit-identical to ``hf``.
+``LangNeuronLM`` is lm-eval's ``HFLM`` with three methods replaced: ``_model_call`` (every
+log-likelihood forward pass), ``_model_generate`` (every ``generate`` call, whose prefill and
+decoding steps all pass through the hooked modules) and ``loglikelihood_rolling`` (perplexity tasks),
+which runs :class:`~langneuron_eval.lmeval.engine.RollingEngine`: lm-eval's rolling windows of all
+documents batched together, and the log-likelihood of the targets without full-vocabulary logits for the
+whole batch. It agrees with ``hf`` to 1e-6 relative (float32; the softmax is always taken in float32, where
+``hf`` takes it in the model's dtype). Everything ``hf`` accepts is passed through, so batching, devices,
+dtypes, chat templates and ``accelerate launch`` data parallelism behave as with ``--model hf`` (with
+several processes, rolling log-likelihoods take ``hf``'s own path); with ``mode=none`` no hook is installed.
 
 Usage::
 
@@ -19,7 +23,9 @@ path, its sha256 and detector) is added to the results JSON under ``config.langn
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +34,14 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from langneuron_eval import __version__
-from langneuron_eval.core.interventions import Intervention, InterventionSpec
+from langneuron_eval.core.interventions import Intervention, InterventionSpec, LanguageEdit, RowInterventions
 from langneuron_eval.core.modeling import check_model_path, non_text_token_ids, split_gguf
 from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.core.sites import resolve_for_file
 from langneuron_eval.core.templates import check_template
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import sha256_file
+from langneuron_eval.lmeval.engine import Budget, DocScore, RollingEngine, RollingSpec, encode_once
 
 
 def _use_cpu_processes(device: Any) -> None:
@@ -185,6 +192,56 @@ class LangNeuronLM(HFLM):
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
         with iv, iv.generating():
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
+
+    # ------------------------------------------------------------------ perplexity through the engine
+    def rolling_engine(self) -> RollingEngine:
+        """The engine behind ``loglikelihood_rolling`` (one per model; its ``stats`` add up over calls).
+
+        An integer ``batch_size`` caps the windows per forward pass; ``auto`` leaves it to the engine's memory
+        budget (:class:`~langneuron_eval.lmeval.engine.Budget`).
+        """
+        spec = RollingSpec(int(self.prefix_token_id), int(self.max_length))
+        engine = getattr(self, "_engine", None)
+        if engine is None or engine.spec != spec:
+            rows = self.batch_size if isinstance(self.batch_size, int) else None
+            engine = self._engine = RollingEngine(self.model, spec, Budget(batch_size=rows), device=self.device,
+                                                  autocast_dtype=self.mixed_precision_dtype)
+        return engine
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        """lm-eval's rolling log-likelihood of each request's text, under the current intervention."""
+        if self.backend != "causal" or self.world_size > 1:  # hf pads windows across processes; keep its path
+            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+        strings = [req.args[0] for req in requests]
+        iv = self._active()
+        scores = self.rolling_engine().score(encode_once(strings, self.tok_encode),
+                                             row_context=lambda _rows: iv if iv is not None else contextlib.nullcontext())
+        for string, score in zip(strings, scores):
+            self.cache_hook.add_partial("loglikelihood_rolling", (string,), score.loglikelihood)
+        return [score.loglikelihood for score in scores]
+
+    def score_conditions(self, texts: Sequence[str], conditions: Sequence[Hashable],
+                         edits: dict[Hashable, Sequence[LanguageEdit]], on_batch: Any = None) -> list[DocScore]:
+        """Rolling log-likelihood of ``texts[i]`` under ``edits[conditions[i]]``, all conditions in one engine call.
+
+        Rows of one batch carry different interventions (:class:`RowInterventions`), each text is tokenised
+        once, the model is not reloaded: a perplexity matrix's K+1 passes become one. ``on_batch(done, total)``
+        is called after each forward pass with the windows scored so far. Edits apply at every position.
+        """
+        order = list(dict.fromkeys(conditions))
+        missing = [c for c in order if c not in edits]
+        if missing:
+            raise LangNeuronError(f"no edits given for condition(s) {missing}")
+        if any(edits[c] for c in order) and self._neurons is None:
+            raise LangNeuronError("scoring under interventions needs a model loaded with neurons=<neuron file>")
+        row_context = None
+        if any(edits[c] for c in order):
+            sites = self.intervention.sites if self.intervention is not None else None
+            riv = RowInterventions(self.model, self._neurons, [tuple(edits[c]) for c in order], sites=sites)
+            index = {c: k for k, c in enumerate(order)}
+            row_context = lambda rows: riv.rows([index[c] for c in rows])  # noqa: E731
+        return self.rolling_engine().score(encode_once(texts, self.tok_encode), list(conditions),
+                                           row_context=row_context, on_batch=on_batch)
 
     def tok_batch_encode(self, strings: list[str], padding_side: str = "left", left_truncate_len: int | None = None,
                          truncation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from langneuron_eval.core.ppl_matrix import PplMatrixFile
 from langneuron_eval.core.recorder import RecordConfig, record
 from langneuron_eval.detectors import run_detector
 from langneuron_eval.detectors.report import compare_neuron_files
-from langneuron_eval.evidence.diagonal import diagonal_dominance
+from langneuron_eval.evidence.dominance import diagonal_dominance
 from langneuron_eval.fileio import jsonable, write_json, write_text
 from langneuron_eval.leaderboard.build import build_leaderboard
 from langneuron_eval.lmeval import evaluation

@@ -35,7 +35,10 @@ from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors import get_detector, run_detector
 from langneuron_eval.detectors.report import summarize, table
 from langneuron_eval.errors import LangNeuronError
-from langneuron_eval.evidence.diagonal import diagonal_dominance
+from langneuron_eval.evidence.floor import DEFAULT_DRAWS, compare_to_floor
+from langneuron_eval.evidence.intervals import normal_interval, rate_gain, successes_of
+from langneuron_eval.evidence.ppl import attach_evidence
+from langneuron_eval.evidence.regression import Figure, RegressionRecord, check_regressions
 from langneuron_eval.fileio import jsonable, write_json, write_text
 from langneuron_eval.leaderboard.build import build_leaderboard
 from langneuron_eval.lmeval import evaluation
@@ -52,16 +55,26 @@ from langneuron_eval.pipelines.progress import Progress, quiet_lm_eval
 from langneuron_eval.provenance import versions
 
 REFERENCES = ("lape", "kojima_ap", "zhang", "random")
-EPS = 1e-9  # float noise allowed when comparing against a golden file
 
 
 @dataclass
 class BenchConfig(EvalConfig):
     """Sizes and intervention of the battery: the demo's (:class:`EvalConfig`), ``quick()`` for tests."""
 
+    seed: int = 0  # the random control's draws and the bootstrap's resampling
+    floor_draws: int = DEFAULT_DRAWS  # seeded draws of the random control: the floor is their spread
+
     @classmethod
     def quick(cls) -> BenchConfig:
-        return cls(langs=("en", "zh"), detect_sentences=60, ppl_limit=2, steer_limit=2)
+        return cls(langs=("en", "zh"), detect_sentences=60, ppl_limit=2, steer_limit=2, floor_draws=2)
+
+    def reference_params(self) -> dict[str, dict[str, Any]]:
+        """The references, the random control drawn ``floor_draws`` times with seeds ``seed``, ``seed + 1``, ..."""
+        refs = super().reference_params()
+        control = refs.pop("random")
+        for i in range(max(1, self.floor_draws)):
+            refs["random" if i == 0 else f"random_{i + 1}"] = {**control, "seed": self.seed + i}
+        return refs
 
     def eval_key(self) -> dict[str, Any]:
         """What the evaluation figures depend on besides the model and the neurons."""
@@ -234,13 +247,29 @@ def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> d
         _write_cache(bench.cache / "baselines.json", base_key, bench.baselines)
         _write_cache(bench.cache / f"{_slug(name)}.json", key, cached)
     fig.update(cached)
-    gains = [r["gain"] for r in fig["steering"].values()]
+    steering = fig["steering"]
+    gains = [r["gain"] for r in steering.values()]
     fig["mean_gain"] = sum(gains) / len(gains) if gains else 0.0
+    ses = [r.get("se") for r in steering.values()]
+    fig["mean_gain_se"] = math.sqrt(sum(x**2 for x in ses)) / len(ses) if ses and None not in ses else None
     fig["steered_50"] = sum(1 for g in gains if g >= STEER_SUCCESS)
-    PplMatrixFile(bench.langs, fig["ppl_matrix"], fig["ppl_baseline"], PPL_METRIC, provenance={
-        "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}).save(
-        bench.out / "ppl_matrix" / _slug(name) / "ppl_matrix.json")
+    pm = attach_evidence(PplMatrixFile(bench.langs, fig["ppl_matrix"], fig["ppl_baseline"], PPL_METRIC, provenance={
+        "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}, per_document=fig.get("ppl_per_document")),
+        seed=bench.cfg.seed)
+    pm.save(bench.out / "ppl_matrix" / _slug(name) / "ppl_matrix.json")
+    fig["diagonal"] = _diagonal(pm)
+    fig.pop("ppl_per_document", None)  # kept in ppl_matrix.json, not repeated in bench.json
     return fig
+
+
+def _diagonal(pm: PplMatrixFile) -> dict[str, Any]:
+    """Flat diagonal-dominance figures of a matrix file with evidence: point values, intervals, p-value."""
+    d = pm.dominance or {}
+    share, ratio = d.get("share") or {}, d.get("ratio") or {}
+    return {"columns_diagonal_max": d.get("columns_diagonal_max"), "share": share.get("value"),
+            "share_se": share.get("se"), "share_ci": [share.get("ci_low"), share.get("ci_high")],
+            "ratio": ratio.get("value"), "ratio_ci": [ratio.get("ci_low"), ratio.get("ci_high")],
+            "p_value": d.get("p_value")}
 
 
 def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
@@ -263,7 +292,7 @@ def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
     bar.close()
     del lm
     return {"ppl_matrix": ppl["matrix"], "ppl_baseline": ppl["baseline"],
-            "diagonal": diagonal_dominance(ppl["matrix"]), "steering": rates,
+            "ppl_per_document": ppl.get("per_document"), "steering": rates,
             "eval_seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -277,7 +306,8 @@ def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> d
                                   task_manager=bench.task_manager)
         write_results(results_dir / "base-none-steer" / "results_bench.json", res, force=True)
         bench.baselines["steer"] = {"results": {t: v for t, v in res["results"].items()
-                                                if t.startswith(f"{STEER_FAMILY}_")}}
+                                                if t.startswith(f"{STEER_FAMILY}_")},
+                                    "n-samples": res.get("n-samples", {})}
     rows = [lang for lang in langs if lang not in empty]
     rates, _ = steering_gains(lm, rows, bench.cfg, bench.task_manager, results_dir, tag,
                               base_res=bench.baselines["steer"], results_name="results_bench.json",
@@ -285,7 +315,41 @@ def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> d
     for lang in empty:
         before = results_metric(bench.baselines["steer"], steer_task(lang), LANG_RATE)
         rates[lang] = {"unsteered": before, "steered": before, "gain": 0.0, "stderr": None}
+    for lang in langs:
+        n_before = _n_samples(bench.baselines["steer"], steer_task(lang))
+        after = results_dir / f"base-{tag}-activate-{lang}" / "results_bench.json"
+        n_after = n_before if lang in empty else _n_samples(_read_json(after), steer_task(lang))
+        rates[lang].update(gain_evidence(rates[lang]["unsteered"], n_before, rates[lang]["steered"], n_after))
     return {lang: rates[lang] for lang in langs}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _n_samples(res: dict[str, Any], task: str) -> int | None:
+    """How many generations a steering rate is the mean of (lm-eval's ``n-samples``), if recorded."""
+    try:
+        return int(res["n-samples"][task]["effective"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def gain_evidence(before: float, n_before: int | None, after: float, n_after: int | None) -> dict[str, Any]:
+    """Wilson intervals of both rates and Newcombe's interval of the gain (the runs' outcomes not paired here).
+
+    Per-generation outcomes of both runs would allow the paired interval (``evidence.paired_rate_gain``),
+    narrower when the runs are correlated; lm-eval's aggregated results give only the rates and their n.
+    """
+    if not n_before or not n_after:
+        return {"n": None, "se": None, "ci_low": None, "ci_high": None}
+    g = rate_gain(successes_of(before, n_before), n_before, successes_of(after, n_after), n_after)
+    return {"n": min(n_before, n_after), "se": g.interval.se, "ci_low": g.interval.low, "ci_high": g.interval.high,
+            "p_value": g.p_value, "unsteered_ci": [g.before.low, g.before.high],
+            "steered_ci": [g.after.low, g.after.high]}
 
 
 def _leaderboard(bench: _Bench, figures: dict[str, Any]) -> None:
@@ -296,43 +360,79 @@ def _leaderboard(bench: _Bench, figures: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- golden files
-def golden_figures(result: dict[str, Any]) -> dict[str, float]:
-    """The tested detector's figures a golden file pins: diagonal share, mean and per-language steering gain."""
+def golden_figures(result: dict[str, Any]) -> dict[str, Figure]:
+    """The tested detector's figures a golden file pins, each with its standard error and sample size.
+
+    ``diagonal_share``: se from the document bootstrap (0 without per-document scores: the matrix is then a
+    deterministic measurement); steering gains: Newcombe's interval over the generations; their mean: the
+    languages' errors combined as independent.
+    """
     fig = result["detectors"][result["tested"]]
-    out = {"diagonal_share": fig["diagonal"]["share"], "mean_steering_gain": fig["mean_gain"]}
-    out.update({f"steering_gain.{lang}": r["gain"] for lang, r in fig["steering"].items()})
+    d = fig["diagonal"]
+    out = {"diagonal_share": Figure(_num(d.get("share")), _num(d.get("share_se"), 0.0), len(result["languages"])),
+           "mean_steering_gain": Figure(_num(fig["mean_gain"]), fig.get("mean_gain_se"),
+                                        _min_n(fig["steering"].values()))}
+    out.update({f"steering_gain.{lang}": Figure(_num(r["gain"]), r.get("se"), r.get("n"))
+                for lang, r in fig["steering"].items()})
     return out
 
 
+def _num(value: Any, default: float = math.nan) -> float:
+    return default if value is None else float(value)
+
+
+def _min_n(rates: Any) -> int | None:
+    ns = [r.get("n") for r in rates]
+    return None if not ns or None in ns else min(ns)
+
+
 def write_golden(path: Path, result: dict[str, Any]) -> None:
-    write_json(path, {"schema": "langneuron-eval/bench-golden", "schema_version": 1, "detector": result["target"],
-                      "params": result["params"], "config": result["config"], "figures": golden_figures(result)},
-               force=True)
+    figures = {name: f.to_dict() for name, f in golden_figures(result).items()}
+    write_json(path, jsonable({"schema": "langneuron-eval/bench-golden", "schema_version": 2,
+                               "detector": result["target"], "params": result["params"], "config": result["config"],
+                               "seed": result["config"].get("seed"), "figures": figures}), force=True)
 
 
-def check_golden(result: dict[str, Any], golden_path: Path, tolerance: float) -> tuple[list[str], list[str]]:
-    """(regressions, warnings): one line per figure below golden - tolerance."""
+def read_golden(golden_path: Path) -> tuple[dict[str, Any], dict[str, Figure]]:
+    """The golden file and its figures; schema 1 files (bare values, no uncertainty) load with ``se=None``."""
     try:
         golden = json.loads(Path(golden_path).read_text())
         wanted = golden["figures"]
+        figures = {name: Figure.from_dict(v if isinstance(v, dict) else {"value": v}) for name, v in wanted.items()}
     except FileNotFoundError:
         raise LangNeuronError(f"golden file not found: {golden_path}") from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise LangNeuronError(f"{golden_path} is not a bench-detector golden file (no 'figures')") from None
+    return golden, figures
+
+
+def check_golden(result: dict[str, Any], golden_path: Path,
+                 alpha: float = 0.05) -> tuple[list[RegressionRecord], list[str]]:
+    """(one record per golden figure, warnings): a figure regresses when its drop is significant given both
+    runs' noise (one-sided tests, Holm-corrected over the figures: false-alarm rate <= ``alpha``)."""
+    golden, wanted = read_golden(golden_path)
     warnings = []
-    if golden.get("config") and golden["config"] != json.loads(json.dumps(result["config"])):
+    config = {k: v for k, v in json.loads(json.dumps(result["config"])).items() if k not in ("seed", "floor_draws")}
+    if golden.get("config") and {k: v for k, v in golden["config"].items()
+                                 if k not in ("seed", "floor_draws")} != config:
         warnings.append(f"warning: {golden_path} was written with other battery settings "
                         "(e.g. --quick vs full); figures may not be comparable")
-    have = golden_figures(result)
-    regressions = []
-    for name, g in wanted.items():
-        v = have.get(name)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            regressions.append(f"regressed: {name} is missing (golden {g:.4f})")
-        elif v < float(g) - tolerance - EPS:
-            regressions.append(f"regressed: {name} = {v:.4f}, golden {float(g):.4f} "
-                               f"(below golden - tolerance {tolerance:g} = {float(g) - tolerance:.4f})")
-    return regressions, warnings
+    if any(f.se is None for f in wanted.values()):
+        warnings.append(f"warning: {golden_path} stores figures without standard errors (an older golden file); "
+                        "those are compared exactly: rewrite it with --write-baseline")
+    return check_regressions(wanted, golden_figures(result), alpha=alpha), warnings
+
+
+def format_regressions(records: list[RegressionRecord]) -> str:
+    """One line per figure: golden and new value with their 95% intervals, z, corrected p and the verdict."""
+    def iv(i: Any) -> str:
+        return "" if i is None or not i.defined else f"[{i.low:.3f}, {i.high:.3f}]"
+
+    rows = [[r.figure, f"{r.golden.value:.3f}", iv(r.golden_interval),
+             "" if r.new is None else f"{r.new.value:.3f}", iv(r.new_interval),
+             "" if math.isnan(r.z) else f"{r.z:+.2f}", "" if math.isnan(r.p_adjusted) else f"{r.p_adjusted:.3g}",
+             r.verdict] for r in records]
+    return table(["figure", "golden", "golden 95% CI", "new", "new 95% CI", "z", "p (Holm)", "verdict"], rows)
 
 
 # ---------------------------------------------------------------------------------------------- text
@@ -342,7 +442,7 @@ def format_table(result: dict[str, Any]) -> str:
     rows = []
     for name, f in figs.items():
         d = f["diagonal"]
-        ratio = d["mean_diag_offdiag_ratio"]
+        ratio = d.get("ratio")
         rows.append([name, f["total_units"], f["unique_units"], f["mean_overlap"],
                      "/".join(f"{round(100 * s)}" for s in f["layer_share"]),
                      f"{d['columns_diagonal_max']}/{len(langs)}",
