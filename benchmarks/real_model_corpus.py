@@ -229,6 +229,23 @@ _ESCAPE = re.compile(
 _ONE_CHAR = {"-": "-", "e": "\\", "\\": "\\", ".": ".", " ": " ", "~": " ", "0": " ", "t": " ", "'": "´", "`": "`"}
 
 
+# groff's composite glyphs: \('e = e with acute, \(,c = c with cedilla, ... (accent + letter -> NFC)
+_ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", ":": "\u0308", "~": "\u0303", ",": "\u0327",
+            "o": "\u030a", "v": "\u030c", '"': "\u030b", "-": "\u0304", "u": "\u0306", ".": "\u0307"}
+_SYNOPSIS = {"SYNOPSIS", "ÜBERSICHT", "SYNTAX", "SYNOPSE", "SINOPSIS", "SINOSSI", "SINOPSE", "SKŁADNIA", "OVERZICHT",
+             "ОБЗОР", "СИНТАКСИС", "КОРОТКИЙ ОПИС", "ОГЛЯД", "ΣΥΝΟΨΗ", "書式", "概要", "总览", "概述", "大纲", "摘要",
+             "사용법", "개요", "요약", "TÓM TẮT", "CÚ PHÁP", "BESKRIVNING", "SYNOPSIS"}
+
+
+def glyph(name: str) -> str:
+    """Unicode text of a groff special character name (``em``, ``'e``, ``u00E9``); '' when unknown."""
+    if re.fullmatch(r"u[0-9A-Fa-f]{4,6}", name):
+        return chr(int(name[1:], 16))
+    if len(name) == 2 and name[0] in _ACCENTS and name[1].isalpha():
+        return unicodedata.normalize("NFC", name[1] + _ACCENTS[name[0]])
+    return _GLYPHS.get(name, "")
+
+
 def _escape(m: re.Match[str]) -> str:
     if m.group("comment") is not None:
         return ""
@@ -237,9 +254,7 @@ def _escape(m: re.Match[str]) -> str:
         return _GLYPHS.get(name, "")
     glyph = m.group("glyph2") or m.group("glyph")
     if glyph is not None:
-        if re.fullmatch(r"u[0-9A-Fa-f]{4,6}", glyph):
-            return chr(int(glyph[1:], 16))
-        return _GLYPHS.get(glyph, "")
+        return globals()["glyph"](glyph)
     char = m.group("char")
     return _ONE_CHAR.get(char, "") if char is not None else ""
 

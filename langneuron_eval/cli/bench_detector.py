@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                     "and random, then report neuron counts, overlap, layer distribution, the perplexity-change matrix "
                     "with its diagonal dominance and the steering gain per language. Writes bench.json, bench.md, "
                     "lm-eval results and a leaderboard into --out. With --baseline, exits 1 when a figure of the "
-                    "tested detector falls below the golden value minus --tolerance.")
+                    "tested detector is significantly worse than the golden value given both runs' uncertainty "
+                    "(one-sided tests, Holm-corrected: a rerun without real change fails with probability at most "
+                    "--alpha; docs/statistics.md).")
     p.add_argument("detector", metavar="METHOD_OR_MODULE:CLASS",
                    help="a detector name (built-in or entry point) or a 'module:attr' target")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter (repeatable)")
@@ -37,7 +39,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                                                  "(default: the demo's six)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--baseline", default=None, metavar="GOLDEN.json", help="fail (exit 1) on regressions against it")
-    p.add_argument("--tolerance", type=float, default=0.05, help="allowed drop below the golden values (default 0.05)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="false-alarm rate of the --baseline check (Holm-corrected over the figures; default 0.05)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random control's draws and of the bootstrap intervals (default 0)")
+    p.add_argument("--floor-draws", type=int, default=None,
+                   help="seeded draws of the random control that make the floor (default 5; 2 with --quick)")
+    p.add_argument("--ppl-limit", type=int, default=None, help="held-out lines per language for the matrix")
+    p.add_argument("--steer-limit", type=int, default=None, help="generations per language and steering run")
     p.add_argument("--write-baseline", default=None, metavar="FILE", help="write a golden file from this run")
     p.add_argument("--quick", action="store_true", help="tiny sample sizes (a smoke test; figures are noise)")
     p.add_argument("--strength", type=float, default=None, help="steering strength (default: 12 with the other languages "
@@ -93,8 +102,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output_dir(args.out, args.force or args.reuse, hint="pass --reuse to continue from its files, "
                            "--force to replace them, or choose another --out")
-    if args.tolerance < 0:
-        raise LangNeuronError("--tolerance must be >= 0")
+    if not 0 < args.alpha < 1:
+        raise LangNeuronError("--alpha must be between 0 and 1")
+    for flag, value in (("--floor-draws", args.floor_draws), ("--ppl-limit", args.ppl_limit),
+                        ("--steer-limit", args.steer_limit)):
+        if value is not None and value < 1:
+            raise LangNeuronError(f"{flag} must be at least 1")
     params = parse_params(args.param)
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
     if args.model:  # a user's (real) model: the steering that works on real models, not the demo model's
@@ -104,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
             setattr(cfg, key, value)
     if args.strength is not None:
         cfg.steer_strength = args.strength
+    cfg.seed = args.seed
+    for key in ("floor_draws", "ppl_limit", "steer_limit"):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key))
     if args.langs:
         cfg.langs = tuple(dict.fromkeys(normalize_many([x.strip() for x in args.langs.split(",") if x.strip()])))
     task_manager = _check_inputs(args, list(cfg.langs))
@@ -118,12 +135,15 @@ def run(args: argparse.Namespace) -> int:
         write_golden(Path(args.write_baseline), result)
         print(f"wrote golden file {args.write_baseline}")
     if args.baseline:
-        regressions, warnings = check_golden(result, Path(args.baseline), args.tolerance)
+        records, warnings = check_golden(result, Path(args.baseline), args.alpha)
         for w in warnings:
             print(w, file=sys.stderr)
-        for line in regressions:
-            print(f"langneuron bench-detector: {line}", file=sys.stderr)
-        if regressions:
+        print(f"\nregression check against {args.baseline} (alpha {args.alpha:g}):")
+        print(format_regressions(records))
+        regressed = [r for r in records if r.regressed]
+        for r in regressed:
+            print(f"langneuron bench-detector: {r.verdict}: {r.figure}", file=sys.stderr)
+        if regressed:
             return 1
-        print(f"no regression against {args.baseline} (tolerance {args.tolerance:g})")
+        print(f"no significant regression against {args.baseline}")
     return 0

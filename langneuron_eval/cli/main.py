@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "leaderboard": "leaderboard",
     "bench-detector": "bench_detector",
     "import-stats": "import_stats",
+    "sweep": "sweep",
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -24,19 +23,17 @@ class Checkpoint:
         self.path, self.every, self.key = path, every, key
 
     def save(self, acc: Accumulator, progress: dict) -> None:
-
-
+        """Snapshot the totals; the per-sentence means are already on disk: fsync them and keep their row count
+        (a few bytes, so that checkpoints cost the same at every corpus size)."""
         tensors = {**acc.totals("cpu"), "n_tokens": acc.n_tokens}
-        if acc.want_sentences and acc.sentence_rows:
-            tensors["sentence_rows"] = torch.cat(acc.sentence_rows)
-            tensors["sentence_ids"] = torch.cat(acc.sentence_ids)
+        if acc.store is not None:
+            progress = {**progress, "sentence_store": acc.store.checkpoint().to_dict()}
         with atomic_path(self.path, force=True) as tmp:
             save_file(tensors, str(tmp), metadata={"key": canonical_json(self.key),
                                                    "progress": canonical_json(progress)})
 
     def load(self, acc: Accumulator) -> dict:
-
-
+        """Load the totals into ``acc``; returns the progress (with ``sentence_store``: the store's state)."""
         try:
             with safe_open(str(self.path), framework="pt") as f:
                 meta = f.metadata()
@@ -49,6 +46,4 @@ class Checkpoint:
         acc.resumed = {name: tensors[name] for name in ("positive", "sums", "sq_sums")}
         acc.layers = [None] * acc.L  # rebuilt from `resumed` where each layer's activations appear
         acc.n_tokens.copy_(tensors["n_tokens"])
-        if "sentence_rows" in tensors:
-            acc.sentence_rows, acc.sentence_ids = [tensors["sentence_rows"]], [tensors["sentence_ids"]]
         return json.loads(meta["progress"])

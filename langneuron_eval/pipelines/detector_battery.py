@@ -178,10 +178,22 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
               "stats": bench.stats_path, "config": asdict(cfg), "languages": bench.langs,
               "detector_order": list(figures), "detect_seconds": round(bench.detect_seconds, 2),
               "seconds": round(time.perf_counter() - started, 1),
-              "detectors": figures, "leaderboard": str(out / "leaderboard"), "versions": versions(),
+              "detectors": figures, "floor": floor_comparison(bench.label, bench.runs, figures),
+              "leaderboard": str(out / "leaderboard"), "versions": versions(),
               "seeds": evaluation.seeds_record()}
     write_json(out / "bench.json", jsonable(result), force=True)
     return result
+
+
+def floor_comparison(tested: str, runs: list[tuple[str, str, dict[str, Any]]],
+                     figures: dict[str, Any]) -> dict[str, Any] | None:
+    """The tested detector's mean steering gain against the seeded draws of the random control."""
+    draws = [figures[name]["mean_gain"] for name, method, _ in runs if method == "random" and name != tested]
+    if not draws:
+        return None
+    fig = figures[tested]
+    cmp = compare_to_floor(normal_interval(fig["mean_gain"], fig.get("mean_gain_se")), draws)
+    return {"figure": "mean_steering_gain", **cmp.to_dict()}
 
 
 def _statistics(bench: _Bench) -> Any:
@@ -220,8 +232,8 @@ def _record(bench: _Bench) -> Any:
 
 def _detect(bench: _Bench, stats: Any) -> None:
     """The tested detector first, then the references; each neuron file saved under ``neurons/``."""
-    bench.runs = [(bench.label, bench.target, bench.params)] + [(m, m, p) for m, p in
-                                                                 bench.cfg.reference_params().items()]
+    bench.runs = [(bench.label, bench.target, bench.params)] + [
+        (m, "random" if m.startswith("random_") else m, p) for m, p in bench.cfg.reference_params().items()]
     for name, method, p in bench.runs:
         bench.log(f"detecting: {name}" + (f" ({params_text(p)})" if p else ""))
         t0 = time.perf_counter()
@@ -448,7 +460,14 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{d['columns_diagonal_max']}/{len(langs)}",
                      "nan" if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)) else f"{ratio:.2f}",
                      f"{f['mean_gain']:+.3f}", f"{f['steered_50']}/{len(langs)}"])
+    floor = result.get("floor")
+    floor_line = [] if not floor else [
+        f"random floor ({len(floor['draws'])} draws, mean steering gain): mean {floor['mean']:+.3f}, "
+        f"sd {floor['sd']:+.3f}; {result['tested']} {floor['detector']['value']:+.3f}, "
+        f"{'beats' if floor['beats_floor'] else 'does not beat' if floor['beats_floor'] is False else 'cannot tell'}"
+        f" the floor (one-sided Welch p = {floor['p_value']:.3g})", ""]
     parts = [f"== bench-detector: {result['tested']} vs {', '.join(REFERENCES)} on {result['model']} ==", "",
+             *floor_line,
              table(["detector", "units", "unique", "overlap", "layers %", "diag max", "diag/off", "mean gain",
                     "gain>=.5"], rows), "",
              "neurons per language:",
