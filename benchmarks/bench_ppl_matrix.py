@@ -4,10 +4,10 @@ One model is loaded (as ``langneuron ppl-matrix`` does) with a neuron file of ra
 matrix (1 + #languages lm-eval passes over every language's ``lang_ppl`` text) is computed two ways on it, in
 alternating order:
 
-* **before**: the loop ``ppl-matrix`` ran until now: every pass a fresh ``simple_evaluate`` by task name, with the
-  bootstrapped stderr of every perplexity (1000 resamples), lm-eval's environment report and git probe;
-* **after**: :func:`langneuron_eval.pipelines.measurements.ppl_change_matrix` without saved results: tasks loaded once and
-  reused, no bootstrap, no environment report.
+* **before**: the loop ``ppl-matrix`` once ran: every pass a fresh ``simple_evaluate`` by task name, with
+  lm-eval's environment report and git probe (lm-eval bootstraps no perplexity stderr: its aggregations have none);
+* **after**: :func:`langneuron_eval.pipelines.measurements.ppl_change_matrix` without saved results: every condition
+  in one engine call (rows of a batch carry different interventions), documents tokenised once.
 
 It prints each way's wall time, the share spent inside the model's forward (``_model_call``), tokens per second,
 the ratio after / before, and whether both ways gave the same matrix.

@@ -211,7 +211,7 @@ _GLYPHS = {"em": "—", "en": "–", "hy": "-", "aq": "'", "dq": '"', "lq": "“
            "bu": "•", "co": "©", "rg": "®", "tm": "™", "mi": "-", "pl": "+", "mu": "×", "de": "°", ">=": "≥",
            "<=": "≤", "!=": "≠", "->": "→", "<-": "←", "Fo": "«", "Fc": "»", "fo": "‹", "fc": "›", "ga": "`",
            "ha": "^", "ti": "~", "rs": "\\", "sl": "/", "ul": "_", "aa": "´", "at": "@", "sh": "#", "Do": "$",
-           "ss": "ß", "Eu": "€", "eu": "€", "R": "®", "Tm": "™", "ba": "|", "br": "|", "dg": "†", "sc": "§"}
+           "ss": "ß", "Aq": "'", "Eu": "€", "eu": "€", "R": "®", "Tm": "™", "ba": "|", "br": "|", "dg": "†", "sc": "§"}
 _ESCAPE = re.compile(
     r"""\\(?:
       "(?P<comment>.*)$                    # comment to the end of the line
@@ -234,7 +234,7 @@ _ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", ":": "\u0308", "~": "\u
             "o": "\u030a", "v": "\u030c", '"': "\u030b", "-": "\u0304", "u": "\u0306", ".": "\u0307"}
 _SYNOPSIS = {"SYNOPSIS", "ÜBERSICHT", "SYNTAX", "SYNOPSE", "SINOPSIS", "SINOSSI", "SINOPSE", "SKŁADNIA", "OVERZICHT",
              "ОБЗОР", "СИНТАКСИС", "КОРОТКИЙ ОПИС", "ОГЛЯД", "ΣΥΝΟΨΗ", "書式", "概要", "总览", "概述", "大纲", "摘要",
-             "사용법", "개요", "요약", "TÓM TẮT", "CÚ PHÁP", "BESKRIVNING", "SYNOPSIS"}
+             "사용법", "개요", "요약", "TÓM TẮT", "CÚ PHÁP"}
 
 
 def glyph(name: str) -> str:
@@ -252,9 +252,9 @@ def _escape(m: re.Match[str]) -> str:
     name = m.group("sname") or m.group("sname2") or m.group("sname3")
     if name is not None:
         return _GLYPHS.get(name, "")
-    glyph = m.group("glyph2") or m.group("glyph")
-    if glyph is not None:
-        return globals()["glyph"](glyph)
+    special = m.group("glyph2") or m.group("glyph")
+    if special is not None:
+        return glyph(special)
     char = m.group("char")
     return _ONE_CHAR.get(char, "") if char is not None else ""
 
@@ -298,11 +298,12 @@ class _Groff:
         self.paragraphs: list[str] = []
         self.lines: list[str] = []
         self.section = 0
+        self.skip_section = True  # before the first .SH, in NAME and in SYNOPSIS
         self.end_of_block: str | None = None
         self.skip_tag = False
 
     def flush(self) -> None:
-        if self.lines and self.section > 2:  # sections 1 and 2: NAME and SYNOPSIS
+        if self.lines and not self.skip_section:
             self.paragraphs.append(_join(self.lines))
         self.lines = []
 
@@ -330,7 +331,10 @@ class _Groff:
             self.end_of_block = _NOFILL_START[name]
         elif name in _BREAKS:
             self.flush()
-            self.section += name == "SH"
+            if name == "SH":
+                self.section += 1
+                heading = " ".join(strip_escapes(a) for a in _macro_args(rest)).strip().upper()
+                self.skip_section = self.section == 1 or heading in _SYNOPSIS
             self.skip_tag = name in ("TP", "TQ")
         elif name in _JOIN_ALTERNATE or name in _JOIN_SPACE:
             glue = "" if name in _JOIN_ALTERNATE else " "

@@ -140,3 +140,22 @@ def normalize_many(codes: str | Iterable[str], *, lid_only: bool = True) -> list
     items = re.split(r"[,+]", codes) if isinstance(codes, str) else list(codes)
     out = [normalize(c, lid_only=lid_only) for c in items if str(c).strip()]
     return list(dict.fromkeys(out))
+
+
+# Scripts that do not separate words by spaces: a whitespace "word" there is a whole line, so word
+# perplexity is not a meaningful figure (byte perplexity is).
+UNSPACED_SCRIPTS = frozenset({"Hans", "Hant", "Hani", "Jpan", "Hira", "Kana", "Thai", "Laoo", "Khmr", "Mymr", "Tibt",
+                              "Yiii"})
+
+
+def written_with_spaces(lang: str) -> bool:
+    """Whether ``lang`` (a code of the language table, or with a script subtag) separates words by spaces.
+
+    By script: the table's likely script, or the script subtag of a code such as ``zh-Hant``/``cmn_Hans``.
+    A language the table does not know counts as spaced (word perplexity is then reported, as before).
+    """
+    subtag = re.search(r"[-_]([A-Z][a-z]{3})$", lang)
+    if subtag:
+        return subtag.group(1) not in UNSPACED_SCRIPTS
+    row = table().get(lang)
+    return row is None or row.script not in UNSPACED_SCRIPTS

@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 
 from langneuron_eval import languages
+from langneuron_eval.languages import written_with_spaces
 from langneuron_eval.lmeval import public_benchmarks as upstream
 from langneuron_eval.lmeval import text_quality
-from langneuron_eval.lmeval.engine import written_with_spaces
 
 HERE = Path(__file__).resolve().parent
 # Languages are data (langneuron_eval/data/languages.tsv): the demo set has shipped text for every

@@ -29,8 +29,9 @@ from lm_eval.api.task import ConfigurableTask
 
 from langneuron_eval import languages, lid
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.languages import written_with_spaces
 from langneuron_eval.lmeval import metrics
-from langneuron_eval.lmeval.engine import perplexity, written_with_spaces
+from langneuron_eval.lmeval.engine import perplexity
 
 # Language-neutral prompts of lang_steer_prompted_<lang> (no words, so they favour no language).
 NEUTRAL_PROMPTS = ("1.", "-", "*", '"', "(", "#", ">", "[", ":", "...")
@@ -96,7 +97,7 @@ def process_ppl(doc: dict[str, Any], results: list[float]) -> dict[str, tuple[fl
     """The line's rolling log-likelihood, normalised by UTF-8 bytes (and by words where words are spaced).
 
     Word perplexity is declared only for languages written with spaces between words
-    (:func:`langneuron_eval.lmeval.engine.written_with_spaces`); elsewhere a whitespace "word" is a whole line.
+    (:func:`langneuron_eval.languages.written_with_spaces`); elsewhere a whitespace "word" is a whole line.
     """
     (loglikelihood,) = results
     text = doc["text"]

@@ -67,6 +67,10 @@ def run_checks(types=None):
 
     def inspect(pipe: st.Pipeline) -> None:
         inspected.append(pipe.model_type)
+        if pipe.sites.moe is not None:  # expert units: recounted by hand from the weights in tests/test_moe.py
+            if not restores_logits(pipe):
+                problems[pipe.model_type] = "logits not restored"
+            return
         positive, n_tokens = plain_hook_counts(pipe)
         if not torch.equal(pipe.stats.n_tokens, n_tokens):
             problems[pipe.model_type] = "token counts differ"
@@ -81,15 +85,17 @@ def run_checks(types=None):
 def test_a_few_layouts_quickly():
     if "lfm2" not in st.causal_lm_types():
         pytest.skip(f"transformers {transformers.__version__} has no lfm2 (a function-call activation)")
-    checks, problems, inspected = run_checks(["llama", "gpt2", "mixtral", "lfm2"])
+    checks, problems, inspected = run_checks(["llama", "gpt2", "mixtral", "jetmoe", "lfm2"])
     by = {c.model_type: c for c in checks}
     assert problems == {}
-    assert sorted(inspected) == ["gpt2", "lfm2", "llama"]
+    assert sorted(inspected) == ["gpt2", "lfm2", "llama", "mixtral"]
     assert by["llama"].status == st.WORKS and by["llama"].sites["act_out"] == "model.layers.{layer}.mlp.act_fn"
     assert by["lfm2"].status == st.WORKS and by["lfm2"].sites["act_out"].startswith("refused")  # down_in only
-    assert by["mixtral"].status == st.REFUSED and "mixture-of-experts" in by["mixtral"].reason
+    assert by["mixtral"].status == st.WORKS and by["mixtral"].moe
+    assert by["mixtral"].sites["act_out"].startswith("model.layers.{layer}.mlp.experts (4 x ")
+    assert by["jetmoe"].status == st.REFUSED and "fused experts" in by["jetmoe"].reason  # experts not observable
     text = st.render_markdown(checks)
-    assert "**works: 3**" in text and "| mixtral | MixtralForCausalLM |" in text
+    assert "**works: 4**" in text and "| mixtral | MixtralForCausalLM |" in text and "| MoE |" in text
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +128,32 @@ def test_dense_families_work_and_refusals_are_one_line(all_types):
             assert c.reason and "\n" not in c.reason
 
 
+def committed_outcomes(markdown: str) -> dict[str, str]:
+    """model type -> its section ("Works", "Refused", ...) and, for working types, the whole row (the sites)."""
+    section, out = "", {}
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+        elif line.startswith("| ") and not line.startswith("| model type"):
+            model_type = line.split("|")[1].strip()
+            out[model_type] = f"{section}: {line}" if section == "Works" else section
+    return out
+
+
 @pytest.mark.slow
 def test_committed_table_is_what_this_transformers_produces(all_types):
+    """Same transformers version: the table byte for byte. Another version: every model type both versions
+    know keeps its outcome (and, when it works, its modules); types only one version has are not compared."""
     checks, _, _ = all_types
     committed = DOCS.read_text(encoding="utf-8")
-    if f"transformers {transformers.__version__}:" not in committed:
-        pytest.skip(f"docs/architectures.md was generated with another transformers version than "
-                    f"{transformers.__version__}; regenerate it with python -m langneuron_eval.pipelines.support_table")
-    assert st.render_markdown(checks) == committed, (
-        "docs/architectures.md is stale: python -m langneuron_eval.pipelines.support_table --out docs/architectures.md")
+    fresh = st.render_markdown(checks)
+    regenerate = "python -m langneuron_eval.pipelines.support_table --out docs/architectures.md"
+    if f"transformers {transformers.__version__}:" in committed:
+        assert fresh == committed, f"docs/architectures.md is stale: {regenerate}"
+        return
+    old, new = committed_outcomes(committed), committed_outcomes(fresh)
+    shared = sorted(set(old) & set(new))
+    assert len(shared) >= 0.8 * len(old), "the committed table and this transformers share too few model types"
+    changed = {t: (old[t], new[t]) for t in shared if old[t] != new[t]}
+    assert changed == {}, f"outcomes differ from docs/architectures.md under transformers " \
+                          f"{transformers.__version__}: {sorted(changed)}; {regenerate}"

@@ -78,10 +78,11 @@ def test_record_bad_inputs(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path, c
 def test_refused_architecture_is_one_line(run_cli, tiny_corpus_dir, tmp_path):
     from langneuron_eval.testing import make_tiny_model
 
-    make_tiny_model("mixtral", tmp_path / "moe")  # mixture-of-experts layers are refused (docs/sites.md)
+    # experts outside a fused experts module cannot be observed one by one (docs/sites.md, docs/moe.md)
+    make_tiny_model("jetmoe", tmp_path / "moe")
     rc, _, err = run_cli("record", "--model", tmp_path / "moe", "--corpus", tiny_corpus_dir,
                          "--out", tmp_path / "s.safetensors", "--no-progress")
-    assert rc == 2 and "mixture-of-experts" in err and "MixtralSparseMoeBlock" in err
+    assert rc == 2 and "fused experts" in err and "JetMoeMoE" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s.safetensors").exists()
 
 
@@ -189,3 +190,73 @@ def test_device_map_loads_through_accelerate_and_records_the_same_counts(run_cli
         assert rc == 0, err
     a, b = ActivationStats.load(plain), ActivationStats.load(mapped)
     assert torch.equal(a.positive_counts, b.positive_counts) and torch.equal(a.activation_sums, b.activation_sums)
+
+
+# ---------------------------------------------------------------------- per-sentence means in a sidecar (issue #27)
+def test_sentence_means_sidecar_gives_the_in_memory_detection(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path):
+    """record --sentence-means writes <stem>.sentences.safetensors; detect reads it within a tiny budget and
+    selects exactly what the in-memory statistics (library record) select, with the same median values."""
+    import json
+
+    from langneuron_eval.core.corpus import resolve_corpus
+    from langneuron_eval.core.modeling import load_model
+    from langneuron_eval.core.recorder import RecordConfig, record
+    from langneuron_eval.core.sentence_store import SentenceMeansFile
+    from langneuron_eval.core.stats import sidecar_path
+    from langneuron_eval.detectors.runner import run_detector
+
+    out = tmp_path / "stats.safetensors"
+    rc, _, err = run_cli("record", "--model", tiny_model_dir, "--corpus", tiny_corpus_dir, "--out", out,
+                         "--sentence-means", "--no-progress", "--chunk-size", "3", "--checkpoint-every", "1")
+    assert rc == 0, err
+    assert sidecar_path(out).name == "stats.sentences.safetensors" and sidecar_path(out).exists()
+    stats = ActivationStats.load(out)
+    assert isinstance(stats.sentence_means, SentenceMeansFile)
+    model, tok = load_model(str(tiny_model_dir))
+    mem = record(model, tok, resolve_corpus([str(tiny_corpus_dir)]), RecordConfig(sentence_means=True, chunk_size=3),
+                 progress=False)
+    assert torch.equal(stats.sentence_tensor(), mem.sentence_means)
+    params = ["--param", "k_top=5", "--param", "k_bottom=5"]
+    rc, _, err = run_cli("detect", "--stats", out, "--method", "kojima_ap", *params, "--memory-budget", "300M",
+                         "--out", tmp_path / "n.json")
+    assert rc == 0, err
+    got = json.loads((tmp_path / "n.json").read_text())
+    expected = run_detector("kojima_ap", mem, {"k_top": 5, "k_bottom": 5})
+    assert got["languages"] == {k: [list(u) for u in v] for k, v in expected.languages.items()}
+    assert got["values"] == json.loads(json.dumps(expected.values))
+
+
+def test_statistics_without_their_sidecar_or_with_a_changed_one_are_refused(run_cli, tiny_model_dir,
+                                                                            tiny_corpus_dir, tmp_path):
+    from langneuron_eval.core.stats import sidecar_path
+    from langneuron_eval.errors import LangNeuronError
+
+    out = tmp_path / "stats.safetensors"
+    assert run_cli("record", "--model", tiny_model_dir, "--corpus", tiny_corpus_dir, "--out", out,
+                   "--sentence-means", "--no-progress")[0] == 0
+    side = sidecar_path(out)
+    data = bytearray(side.read_bytes())
+    data[-1] ^= 0x40
+    side.write_bytes(bytes(data))
+    rc, _, err = run_cli("detect", "--stats", out, "--method", "kojima_ap", "--out", tmp_path / "n.json")
+    assert rc == 2 and "sha256" in err and len(err.strip().splitlines()) == 1
+    side.unlink()
+    with pytest.raises(LangNeuronError, match="stats.sentences.safetensors, which is missing"):
+        ActivationStats.load(out)
+
+
+def test_saving_a_language_subset_writes_its_own_sidecar(run_cli, tiny_model_dir, tiny_corpus_dir, tmp_path):
+    from langneuron_eval.core.stats import sidecar_path
+
+    out = tmp_path / "stats.safetensors"
+    assert run_cli("record", "--model", tiny_model_dir, "--corpus", tiny_corpus_dir, "--out", out,
+                   "--sentence-means", "--sentence-dtype", "bfloat16", "--no-progress")[0] == 0
+    stats = ActivationStats.load(out)
+    sub = stats.subset_languages(["zh", "en"])
+    sub.save(tmp_path / "sub.safetensors")
+    again = ActivationStats.load(tmp_path / "sub.safetensors")
+    assert sidecar_path(tmp_path / "sub.safetensors").exists()
+    rows = torch.isin(stats.sentence_lang, torch.tensor([stats.lang_index("zh"), stats.lang_index("en")]))
+    assert torch.equal(again.sentence_tensor(), stats.sentence_tensor()[rows])
+    assert again.sentence_means.dtype.name == "bfloat16"
+    assert torch.equal(stats.sentence_tensor(), stats.sentence_tensor().bfloat16().float())  # stored in 16 bits

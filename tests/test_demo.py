@@ -71,3 +71,23 @@ def test_quick_demo_runs_end_to_end(run_cli, tmp_path):
     assert "Steering with lape" in stdout and "[demo 9/9" in err  # --quick steers with lape only
     rc, _, err = run_cli("demo", "--quick", "--out", out)
     assert rc == 2 and "--force" in err
+
+
+def test_summary_shows_intervals_and_the_dominance_test():
+    """The summary reads the evidence: cell intervals, the permutation p, Wilson/Newcombe intervals and n."""
+    from langneuron_eval.pipelines.demo import DemoConfig, format_summary
+    from langneuron_eval.pipelines.detector_battery import gain_evidence
+
+    langs = ["en", "zh"]
+    diagonal = {"columns_diagonal_max": 2, "share": 1.0, "ratio": 1.3, "ratio_ci": [1.2, 1.4], "p_value": 0.5}
+    pm = {"matrix": [[0.3, 0.01], [0.02, 0.4]], "ci_low": [[0.25, -0.01], [0.0, 0.35]],
+          "ci_high": [[0.35, 0.03], [0.04, 0.45]], "n_docs": {"en": 300, "zh": 300}, "diagonal": diagonal}
+    rates = {"en": {"unsteered": 0.1, "steered": 0.9, "gain": 0.8, **gain_evidence(0.1, 100, 0.9, 100)},
+             "zh": {"unsteered": 0.0, "steered": 0.6, "gain": 0.6, **gain_evidence(0.0, 3, 0.6, 5)}}
+    summary = {"neuron_counts": {"lape": {"en": 3, "zh": 4}}, "ppl_matrix": {"lape": pm},
+               "steering": {"lape": rates}, "qa": {"base": {}, "aligned": {}}}
+    text = format_summary(summary, langs, DemoConfig())
+    assert "| en | +0.300 [0.25, 0.35] | +0.010 [-0.01, 0.03] |" in text
+    assert "permutation p = 0.5" in text and "ratio 1.3 [1.20, 1.40]" in text and "300 held-out documents" in text
+    assert "| en | 0.10 [0.06, 0.17] | 0.90 [0.83, 0.94] | +0.80 [" in text and "| 100 |" in text
+    assert "for 2 of 2 languages (1 with the whole 95% interval" in text  # zh's 5 generations cannot tell

@@ -13,7 +13,14 @@ from langneuron_eval.core.fingerprint import ModelFingerprint
 from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.evidence.dominance import diagonal_dominance
-from langneuron_eval.pipelines.measurements import check_held_out, held_out_sources
+from langneuron_eval.lmeval import evaluation
+from langneuron_eval.pipelines.measurements import (
+    check_held_out,
+    held_out_sources,
+    ppl_change_matrix,
+    ppl_documents,
+)
+from langneuron_eval.testing import make_tiny_model
 
 VI = ["Hôm nay trời đẹp và chúng tôi đi dạo.", "Tôi thích đọc sách vào buổi tối.", "Con mèo ngủ trên ghế.",
       "Chợ mở cửa từ sáng sớm.", "Anh ấy làm việc ở bệnh viện."]
@@ -76,9 +83,12 @@ def test_diagonal_dominance():
          [0.1, 0.2, 0.2]]  # column 2's maximum is in row 1: 2 of 3 columns are diagonal-dominant
     d = diagonal_dominance(m)
     assert d["columns_diagonal_max"] == 2 and d["share"] == pytest.approx(2 / 3)
-    ratios = [0.5 / 0.15, 0.4 / 0.15, 0.2 / 0.15]
-    assert d["mean_diag_offdiag_ratio"] == pytest.approx(sum(ratios) / 3)
-    assert math.isnan(diagonal_dominance([[0.1, -0.1], [-0.1, 0.1]])["mean_diag_offdiag_ratio"])
+    # geometric-mean perplexity ratio, diagonal / off-diagonal (issue #23: a ratio that cannot blow up)
+    diag, off = [1.5, 1.4, 1.2], [1.2, 1.1, 1.1, 1.3, 1.0, 1.2]
+    assert d["ratio"] == pytest.approx(math.exp(sum(map(math.log, diag)) / 3 - sum(map(math.log, off)) / 6))
+    assert 0 < d["p_value"] <= 1 and d["permutations"] == 6
+    balanced = diagonal_dominance([[0.1, -0.1], [-0.1, 0.1]])  # the old ratio was undefined here
+    assert balanced["ratio"] == pytest.approx(1.1 / 0.9) and balanced["p_value"] == pytest.approx(0.5)
 
 
 def test_ppl_matrix_refuses_detection_text_before_loading(run_cli, detection, tmp_path):
@@ -109,7 +119,7 @@ def test_ppl_matrix_scores_the_given_text_in_any_language(run_cli, tiny_model_di
         runs[name] = json.loads((tmp_path / f"pm-{name}" / "ppl_matrix.json").read_text())
     a, b = runs["a"], runs["b"]
     assert a["languages"] == ["vi", "zh"] and set(a["provenance"]["corpus"]) == {"vi", "zh"}
-    assert a["baseline"]["zh"] == b["baseline"]["zh"]  # same zh text
+    assert a["baseline"]["zh"] == pytest.approx(b["baseline"]["zh"], rel=1e-6)  # same zh text, other batches
     assert a["baseline"]["vi"] != b["baseline"]["vi"]  # the vi text given was scored
 
 
@@ -177,3 +187,57 @@ def test_progress_lines_with_and_without_bars():
     silent = io.StringIO()
     Progress("bench", None, enabled=False, stream=silent)("x", runs=1).run("y")
     assert silent.getvalue() == ""
+
+
+@pytest.fixture(scope="module")
+def en_zh_lm(tiny_model_dir, tmp_path_factory):
+    """The tiny Llama with a handmade neuron file for en and zh (the shipped demo text covers both)."""
+    neurons = tmp_path_factory.mktemp("n") / "neurons.json"
+    NeuronFile(ModelFingerprint("llama", 2, 48, "act_out"), "handmade",
+               {"en": [(0, u) for u in range(0, 48, 2)], "zh": [(1, u) for u in range(24)]}).save(neurons)
+    return evaluation.load_model(str(tiny_model_dir), str(neurons), batch_size=4)
+
+
+def test_one_call_matrix_equals_one_lm_eval_pass_per_condition(en_zh_lm, tmp_path):
+    """All K+1 conditions in one engine call (per-row interventions) = K+1 lm-eval passes, per document."""
+    one = ppl_change_matrix(en_zh_lm, ["en", "zh"], limit=3)
+    passes = ppl_change_matrix(en_zh_lm, ["en", "zh"], limit=3, results_dir=tmp_path)
+    assert (tmp_path / "base-none-ppl" / "results_ppl.json").exists()
+    assert one["runs"] == passes["runs"] == 3 and not one["nonfinite"]
+    for cond in ("none", "en", "zh"):
+        for lang in ("en", "zh"):
+            assert one["per_document"]["nll"][cond][lang] == pytest.approx(passes["per_document"]["nll"][cond][lang],
+                                                                          rel=1e-6)
+    assert one["per_document"]["units"] == passes["per_document"]["units"]
+    texts = ppl_documents(evaluation.make_task_manager(), ["zh"], 3)["zh"]
+    assert one["per_document"]["units"]["zh"] == [len(t.encode("utf-8")) for t in texts]
+    flat = [v for row in one["matrix"] for v in row]
+    assert flat == pytest.approx([v for row in passes["matrix"] for v in row], abs=1e-6)
+    assert max(abs(v) for v in flat) > 1e-5  # deactivating changed something
+    # the point values are today's definition: byte perplexity ratio - 1
+    base = math.exp(sum(one["per_document"]["nll"]["none"]["zh"]) / sum(one["per_document"]["units"]["zh"]))
+    row = math.exp(sum(one["per_document"]["nll"]["en"]["zh"]) / sum(one["per_document"]["units"]["zh"]))
+    assert one["baseline"]["zh"] == pytest.approx(base) and one["matrix"][0][1] == pytest.approx(row / base - 1)
+
+
+def test_weak_big_vocabulary_model_gives_finite_byte_perplexity_and_reasons(run_cli, tmp_path):
+    """Issue #28: a random-init 65k-vocabulary model; zh word perplexity used to overflow into a traceback."""
+    model_dir = tmp_path / "big-vocab"
+    make_tiny_model("llama", model_dir, vocab_size=65_536, hidden_size=64, initializer_range=1.0)
+    neurons = tmp_path / "neurons.json"
+    NeuronFile(ModelFingerprint("llama", 2, 48, "act_out"), "handmade",
+               {"en": [(0, 1), (1, 2)], "zh": [(0, 3), (1, 4)]}).save(neurons)
+    for metric in ("byte_perplexity", "word_perplexity"):
+        rc, out, err = run_cli("ppl-matrix", "--model", model_dir, "--neurons", neurons, "--langs", "en,zh",
+                               "--limit", "2", "--metric", metric, "--out", tmp_path / metric)
+        assert rc == 0, err
+        doc = json.loads((tmp_path / metric / "ppl_matrix.json").read_text())
+        if metric == "byte_perplexity":
+            assert all(math.isfinite(v) for v in doc["baseline"].values())
+        else:
+            assert doc["baseline"]["zh"] is None and "written without spaces" in out
+    res = evaluation.evaluate(evaluation.load_model(str(model_dir)), ["lang_ppl_en", "lang_ppl_zh"], limit=2,
+                              task_manager=evaluation.make_task_manager(), environment=False)
+    assert "word_perplexity,none" not in res["results"]["lang_ppl_zh"]
+    assert math.isfinite(res["results"]["lang_ppl_zh"]["byte_perplexity,none"])
+    assert res["results"]["lang_ppl_en"]["word_perplexity,none"] > 0  # inf allowed, never an OverflowError

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from langneuron_eval.core.stats import ActivationStats
+from langneuron_eval.core.stats import ActivationStats, sidecar_path
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,7 @@ def test_resume_after_kill_gives_identical_file(tiny_model_dir, mid_corpus, tmp_
     assert rc.returncode == 0, rc.stderr
     assert not partial.exists()
     assert out.read_bytes() == full.read_bytes()
+    assert sidecar_path(out).read_bytes() == sidecar_path(full).read_bytes()  # the rows after the kill: rewritten
 
 
 def test_resume_without_checkpoint_is_an_error(run_cli, tiny_model_dir, mid_corpus, tmp_path):
@@ -69,8 +70,11 @@ def test_two_gloo_processes_match_one(tiny_model_dir, mid_corpus, tmp_path, laun
     a, b = ActivationStats.load(single), ActivationStats.load(multi)
     assert torch.equal(a.n_tokens, b.n_tokens)
     assert torch.equal(a.positive_counts, b.positive_counts)
-    assert torch.equal(a.sentence_means, b.sentence_means)
+    assert torch.equal(a.sentence_tensor(), b.sentence_tensor())
     assert torch.equal(a.sentence_lang, b.sentence_lang)
     assert a.metadata == b.metadata
-    # chunk partial sums are added in corpus order on every rank, so even the float sums are bit-identical
+    # chunk partial sums are added in corpus order on every rank, so even the float sums are bit-identical,
+    # and the ranks' per-sentence means, merged in corpus order, are the single run's file byte for byte
     assert multi.read_bytes() == single.read_bytes()
+    assert sidecar_path(multi).read_bytes() == sidecar_path(single).read_bytes()
+    assert not list(tmp_path.glob("*.partial*"))  # shards and checkpoints are gone

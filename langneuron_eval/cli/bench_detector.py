@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from langneuron_eval.pipelines.detector_battery import (
         BenchConfig,
         check_golden,
+        format_regressions,
+        read_golden,
         run_bench,
         write_golden,
         write_report,
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
                         ("--steer-limit", args.steer_limit)):
         if value is not None and value < 1:
             raise LangNeuronError(f"{flag} must be at least 1")
+    if args.baseline:
+        read_golden(Path(args.baseline))  # a malformed golden file fails now, not after the battery ran
     params = parse_params(args.param)
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
     if args.model:  # a user's (real) model: the steering that works on real models, not the demo model's

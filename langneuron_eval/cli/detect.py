@@ -25,6 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
                    help="detector parameter, repeatable (see --list for names and defaults)")
     p.add_argument("--out", help="neuron file to write (.json)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--memory-budget", default=None, metavar="SIZE",
+                   help="memory for reading per-sentence means (kojima_ap, median/pNN values), e.g. 8G; larger "
+                        "means are read in blocks of units that fit (default: half the memory available now)")
     p.add_argument("--list", action="store_true", help="list the available methods and their parameters, then exit")
     p.set_defaults(func=run)
     return p
@@ -56,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from langneuron_eval.detectors.registry import parse_params
 
     params = parse_params(args.param)
+    from langneuron_eval.core.sentence_store import parse_memory_size, set_memory_budget
+
+    set_memory_budget(parse_memory_size(args.memory_budget) if args.memory_budget else None)
 
     from langneuron_eval.core.stats import ActivationStats
     from langneuron_eval.detectors.runner import run_detector

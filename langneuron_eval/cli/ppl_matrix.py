@@ -1,8 +1,8 @@
 """``langneuron ppl-matrix``: LAPE's perplexity-change matrix, computed with lm-eval's ``lang_ppl_*`` tasks.
 
 Row i = language whose neurons are deactivated, column j = language whose held-out text is scored; the
-measurement itself is :func:`langneuron_eval.pipelines.measurements.ppl_change_matrix`. One model is loaded and its
-intervention switched between rows, so the cost is ``(1 + #languages)`` passes over ``#languages`` held-out sets.
+measurement itself is :func:`langneuron_eval.pipelines.measurements.ppl_change_matrix`. One model is loaded and all
+``1 + #languages`` conditions are scored in one engine call (rows of a batch carry different interventions).
 ``--corpus`` scores the user's own held-out text (the corpus spec ``langneuron record`` takes), handed to the
 tasks as lm-eval metadata; it must not share lines with the text the neurons were detected on.
 """
@@ -49,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--metric", default=PPL_METRIC, choices=PPL_METRICS)
     p.add_argument("--limit", type=int, default=None, help="score only the first N lines per language")
-    p.add_argument("--batch-size", default="1", help="lm-eval batch size (an integer or 'auto')")
+    p.add_argument("--batch-size", default="auto",
+                   help="windows per forward pass (an integer), or 'auto': as many as the engine's memory budget allows")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"])
     p.add_argument("--confidence", type=float, default=0.95,
@@ -156,7 +157,10 @@ def run(args: argparse.Namespace) -> int:
     _document(args, plan, result).save(json_path, force=args.force)
     plot_ppl_matrix(png_path, plan.langs, result["matrix"], args.metric, args.force)
     _print_matrix(plan.langs, result)
-    print(f"{result['tokens']} tokens scored in {result['runs']} runs: {result['tokens_per_second']:.0f} tokens/s")
+    for cell in result["nonfinite"]:
+        print(f"not finite: row {cell['row']}, column {cell['column']}: {cell['reason']}")
+    print(f"{result['tokens']} tokens scored under {result['runs']} conditions in one pass: "
+          f"{result['tokens_per_second']:.0f} tokens/s")
     print(f"wrote {json_path} and {png_path} ({result['seconds']:.0f} s)")
     return 0
 
@@ -189,7 +193,7 @@ def _document(args: argparse.Namespace, plan: _Plan, result: dict[str, Any]) -> 
     from langneuron_eval.evidence.ppl import attach_evidence
 
     pm = PplMatrixFile(plan.langs, result["matrix"], result["baseline"], args.metric, result["perplexity"],
-                       provenance, per_document=result.get("per_document"))
+                       provenance, per_document=result.get("per_document"), nonfinite=result.get("nonfinite") or None)
     return attach_evidence(pm, args.confidence, args.resamples, args.seed)
 
 

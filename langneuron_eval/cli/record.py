@@ -29,8 +29,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--max-length", type=int, default=512, help="truncate texts to this many tokens")
     p.add_argument("--max-sentences", type=int, default=None, help="use at most this many texts per language")
     p.add_argument("--sentence-means", action="store_true",
-                   help="also store each sentence's mean activation (needed by kojima_ap; memory grows with the "
-                        "number of sentences: S x layers x neurons x 4 bytes)")
+                   help="also store each sentence's mean activation (needed by kojima_ap) in OUT's sidecar "
+                        "<stem>.sentences.safetensors, written row by row: S x layers x neurons x 4 bytes on disk "
+                        "(2 with --sentence-dtype float16/bfloat16), flat memory")
+    p.add_argument("--sentence-dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="storage of the per-sentence means (default float32; half the disk in 16 bits, see "
+                        "docs/file_formats.md for the effect on kojima_ap)")
     p.add_argument("--count-special-tokens", action="store_true",
                    help="also count the positions of tokens the tokenizer adds (BOS, ...), as LAPE's code does; "
                         "by default only text tokens are counted (the choice is stored in the statistics)")
@@ -117,6 +121,7 @@ def _sources(args: argparse.Namespace) -> list:
 def run(args: argparse.Namespace) -> int:
     from langneuron_eval.core.modeling import check_device_map, default_model_path, load_model
     from langneuron_eval.core.recorder import RecordConfig, record
+    from langneuron_eval.core.stats import sidecar_path
     from langneuron_eval.errors import LangNeuronError
 
     rank, world, device = _init_distributed(args.device)
@@ -125,12 +130,15 @@ def run(args: argparse.Namespace) -> int:
                               "torchrun / accelerate launch, which run one model per process")
     check_device_map(args.device_map)
     check_writable(args.out, args.force)  # fail before loading a model
+    sidecar = str(sidecar_path(args.out)) if args.sentence_means else None
+    if sidecar:
+        check_writable(sidecar, args.force)
     template = _module_template(args)
     sources = _sources(args)
     config = RecordConfig(site=args.site, batch_size=args.batch_size, max_length=args.max_length,
                           sentence_means=args.sentence_means, max_sentences=args.max_sentences,
                           chunk_size=args.chunk_size, count_special_tokens=args.count_special_tokens,
-                          module_template=template)
+                          module_template=template, sentence_dtype=args.sentence_dtype)
     model, tok = load_model(args.model or default_model_path(), dtype=args.dtype, device=device,
                             device_map=args.device_map)
     started = time.perf_counter()
@@ -138,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         stats = record(model, tok, sources, config, progress=not args.no_progress,
                        checkpoint=checkpoint if args.checkpoint_every > 0 else None,
-                       checkpoint_every=args.checkpoint_every, resume=args.resume)
+                       checkpoint_every=args.checkpoint_every, resume=args.resume, sentence_store=sidecar)
     except KeyboardInterrupt:
         if not os.path.exists(checkpoint):
             raise  # nothing was written: the generic message says so

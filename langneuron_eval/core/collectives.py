@@ -52,6 +52,12 @@ def gather_round(mine: list[torch.Tensor | None] | None, acc: Accumulator, world
     return [list(p.unbind(0)) if int(f) else None for p, f in zip(parts, flags)]
 
 
+def barrier(world: int) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if world > 1:
+        dist.barrier()
+
+
 def gather_objects(obj):
     """``obj`` of every rank, in rank order (small picklable values: the sentence stores' states)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:

@@ -150,8 +150,8 @@ def find_layer_mlp(layer: nn.Module, index: int) -> LayerMLP:
     moe = moe_block(layer)
     if moe is not None:
         raise LangNeuronError(
-            f"layer {index} ({kind}) is a mixture-of-experts layer ({type(moe).__name__}); langneuron-eval "
-            "supports dense MLP layers only (see docs/sites.md)")
+            f"layer {index} ({kind}) is a mixture-of-experts layer ({type(moe).__name__}): its units are inside "
+            "the experts, which `langneuron record` finds by itself (docs/moe.md), not at a dense site")
     found = None
     cands = [(path.count(".") if path else -1, path, m) for path, m in layer.named_modules()
              if not _inside_non_mlp(layer, path)]

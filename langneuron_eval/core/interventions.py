@@ -31,6 +31,7 @@ import torch.nn as nn
 
 from langneuron_eval.core.fingerprint import NeuronSites
 from langneuron_eval.core.hooks import hook_sites
+from langneuron_eval.core.moe_interventions import MoEEdits
 from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.core.sites import resolve_for_file
 from langneuron_eval.errors import LangNeuronError
@@ -162,7 +163,10 @@ class Intervention:
         self.sites = sites or resolve_for_file(model, neurons.fingerprint if neurons is not None else None)
         if neurons is not None:
             neurons.check_model(self.sites.fingerprint)
-        self._ops = split_by_segment(compile_edits(neurons, self.edits), self.sites) if self.edits else {}
+        # mixture-of-experts files: expert units and routing are edited inside the MoE blocks (docs/moe.md)
+        self._moe = MoEEdits.for_sites(model, self.sites, neurons, self.edits, positions, compile_edits)
+        self._ops = (split_by_segment(compile_edits(neurons, self.edits), self.sites)
+                     if self.edits and self._moe is None else {})
         self._device_ops: dict[tuple[int, int, torch.device, torch.dtype], _LayerOps] = {}
         self._stack: contextlib.ExitStack | None = None
         self._generating = False
@@ -171,7 +175,7 @@ class Intervention:
 
     @property
     def active(self) -> bool:
-        return bool(self._ops)
+        return bool(self._ops) or self._moe is not None
 
     def _ops_for(self, layer: int, offset: int, like: torch.Tensor) -> _LayerOps:
         key = (layer, offset, like.device, like.dtype)
@@ -228,6 +232,8 @@ class Intervention:
         self._stack = contextlib.ExitStack()
         if self._ops:
             self._stack.enter_context(hook_sites(self.sites, self._edit))
+        if self._moe is not None:
+            self._stack.enter_context(self._moe.hooks())
         return self
 
     def __exit__(self, *exc) -> None:
@@ -292,6 +298,8 @@ class RowInterventions:
         self.sites = sites or resolve_for_file(model, neurons.fingerprint if neurons is not None else None)
         if neurons is not None:
             neurons.check_model(self.sites.fingerprint)
+        if self.sites.moe is not None:
+            raise LangNeuronError("per-row conditions (ppl-matrix) do not support mixture-of-experts neuron files yet")
         self._ops = [split_by_segment(compile_edits(neurons, c), self.sites) if c else {} for c in conditions]
         self._keys = sorted({key for ops in self._ops for key in ops})
         self._cache: dict[tuple[int, ...], dict[tuple[int, int], _RowOps]] = {}

@@ -13,6 +13,11 @@ Schema ``langneuron-eval/neurons`` version 1 (documented in docs/file_formats.md
                      "versions": {"langneuron_eval": "...", "torch": "...", ...}, "seed": 0},
       "content_sha256": "..."                                    # over every other field, checked on load
     }
+
+Version 2 is written for mixture-of-experts models only (dense files stay version 1, byte for byte): the
+fingerprint carries a ``moe`` entry (the flat unit layout of docs/moe.md: in an MoE layer, unit
+``e * F + j`` is unit ``j`` of expert ``e``, then the shared expert's units), and ``"kind": "experts"``
+marks a file of whole experts, whose pairs are ``[decoder layer, expert]`` (the expert detector's output).
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from typing import Any
 import torch
 
 from langneuron_eval.core.fingerprint import ModelFingerprint
+from langneuron_eval.core.moe_units import EXPERT_KIND, moe_units
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import canonical_json, read_json, sha256_bytes, write_json
 
 SCHEMA = "langneuron-eval/neurons"
 SCHEMA_VERSION = 1
+MOE_SCHEMA_VERSION = 2  # files whose fingerprint has a mixture-of-experts layout
+KINDS = ("neurons", EXPERT_KIND)
 
 
 def _percentile(stat: str) -> float | None:
@@ -55,6 +63,7 @@ class NeuronFile:
     values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    kind: str = "neurons"  # "experts": pairs are (decoder layer, expert), whole experts of an MoE model
 
     def __post_init__(self) -> None:
         self.languages = {lang: sorted({(int(a), int(b)) for a, b in units}) for lang, units in self.languages.items()}
@@ -62,6 +71,11 @@ class NeuronFile:
 
     def validate(self) -> None:
         L, N = self.fingerprint.num_layers, self.fingerprint.intermediate_size
+        if self.kind not in KINDS:
+            raise LangNeuronError(f"unknown neuron-file kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if self.kind == EXPERT_KIND:
+            self._validate_experts()
+            return
         for lang, units in self.languages.items():
             for layer, unit in units:
                 if not (0 <= layer < L and 0 <= unit < N):
@@ -74,6 +88,18 @@ class NeuronFile:
                 if len(vals) != len(self.languages[lang]):
                     raise LangNeuronError(
                         f"values[{lang!r}][{name!r}] has {len(vals)} entries for {len(self.languages[lang])} neurons")
+
+    def _validate_experts(self) -> None:
+        """Whole-expert files: every pair is (an MoE decoder layer, an expert index)."""
+        units = moe_units(self.fingerprint)
+        if units is None:
+            raise LangNeuronError("a neuron file of kind 'experts' needs a mixture-of-experts fingerprint")
+        for lang, pairs in self.languages.items():
+            for layer, expert in pairs:
+                if layer not in units.moe_layers or not 0 <= expert < units.num_experts:
+                    raise LangNeuronError(f"expert ({layer}, {expert}) of language {lang!r} is not an expert of "
+                                          f"this model (MoE layers {list(units.moe_layers)}, {units.num_experts} "
+                                          "experts each)")
 
     # ------------------------------------------------------------------ access
     def units(self, lang: str) -> list[tuple[int, int]]:
@@ -107,17 +133,20 @@ class NeuronFile:
     def check_model(self, model_fp: ModelFingerprint) -> None:
         """Refuse a neuron file made for another model shape, naming both shapes."""
         mine = self.fingerprint
-        if (mine.model_type, mine.num_layers, mine.intermediate_size, mine.segments) != (
-            model_fp.model_type, model_fp.num_layers, model_fp.intermediate_size, model_fp.segments
+        if (mine.model_type, mine.num_layers, mine.intermediate_size, mine.segments, _moe_shape(mine)) != (
+            model_fp.model_type, model_fp.num_layers, model_fp.intermediate_size, model_fp.segments,
+            _moe_shape(model_fp),
         ):  # segments: linear_out units are not FFN units, even where the counts happen to agree
             raise LangNeuronError(
                 f"neuron file was made for {mine.describe()}, but the model is {model_fp.describe()}")
 
     # ------------------------------------------------------------------ (de)serialisation
     def body(self) -> dict[str, Any]:
+        moe = self.fingerprint.moe is not None
         return {
             "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": MOE_SCHEMA_VERSION if moe else SCHEMA_VERSION,
+            **({"kind": self.kind} if moe else {}),
             "fingerprint": self.fingerprint.to_dict(),
             "detector": self.detector,
             "params": self.params,
@@ -142,9 +171,9 @@ class NeuronFile:
             raise LangNeuronError(f"{source} must hold a JSON object")
         if d.get("schema") != SCHEMA:
             raise LangNeuronError(f"{source}: unexpected schema {d.get('schema')!r}, expected {SCHEMA!r}")
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise LangNeuronError(
-                f"{source}: schema version {d.get('schema_version')} is not supported (this version reads {SCHEMA_VERSION})")
+        if d.get("schema_version") not in (SCHEMA_VERSION, MOE_SCHEMA_VERSION):
+            raise LangNeuronError(f"{source}: schema version {d.get('schema_version')} is not supported (this "
+                                  f"version reads {SCHEMA_VERSION} and {MOE_SCHEMA_VERSION})")
         if "content_sha256" in d:
             raw = {k: v for k, v in d.items() if k != "content_sha256"}
             if sha256_bytes(canonical_json(raw).encode("utf-8")) != d["content_sha256"]:
@@ -170,8 +199,17 @@ class NeuronFile:
             values=d.get("values") or {},
             extra=d.get("extra") or {},
             provenance=d.get("provenance") or {},
+            kind=str(d.get("kind") or "neurons"),
         )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NeuronFile:
         return cls.from_dict(read_json(path, "neuron file"), source=f"neuron file {path}")
+
+
+def _moe_shape(fp: ModelFingerprint) -> tuple | None:
+    """The parts of an MoE layout a neuron file must share with the model (top-k may differ: it is a setting)."""
+    units = moe_units(fp)
+    if units is None:
+        return None
+    return units.moe_layers, units.num_experts, units.expert_width, units.shared_width, units.layer_widths

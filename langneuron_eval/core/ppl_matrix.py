@@ -59,6 +59,7 @@ class PplMatrixFile:
         per_document: ``{"units": {lang: [...]}, "nll": {"none" | row lang: {lang: [...]}}}`` (schema 2).
         ci_low, ci_high: ``[row][column]`` interval bounds (NaN where there is none); n_docs: per language.
         interval: how the intervals were computed; dominance: diagonal-dominance evidence.
+        nonfinite: ``[{"row", "column", "reason"}]`` for every cell that is not a finite number, and why.
     """
 
     languages: list[str]
@@ -73,6 +74,7 @@ class PplMatrixFile:
     n_docs: dict[str, int] | None = None
     interval: dict[str, Any] | None = None
     dominance: dict[str, Any] | None = None
+    nonfinite: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.languages)
@@ -99,6 +101,8 @@ class PplMatrixFile:
         for name in ("per_document", "n_docs", "interval", "dominance"):
             if getattr(self, name) is not None:
                 doc[name] = jsonable(getattr(self, name))
+        if self.nonfinite:
+            doc["nonfinite"] = jsonable(self.nonfinite)
         return doc
 
     def save(self, path: str | os.PathLike, force: bool = True) -> Path:
@@ -139,6 +143,10 @@ class PplMatrixFile:
                 if not isinstance(doc[name], dict):
                     raise LangNeuronError(f"{src}: '{name}' must be a JSON object")
                 evidence[name] = doc[name]
+        if doc.get("nonfinite") is not None:
+            if not isinstance(doc["nonfinite"], list) or not all(isinstance(c, dict) for c in doc["nonfinite"]):
+                raise LangNeuronError(f"{src}: 'nonfinite' must be a list of objects")
+            evidence["nonfinite"] = doc["nonfinite"]
         return cls(list(langs), matrix, baseline, metric if isinstance(metric, str) else "perplexity", perplexity,
                    provenance, **evidence)
 

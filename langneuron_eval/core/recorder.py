@@ -1,9 +1,19 @@
 """Streaming activation statistics: one forward pass per batch, counters updated in place by hooks.
 
 Memory is flat in corpus length: texts are read in chunks, and the accumulators are fixed-size
-``[K, N]`` tensors per layer. The optional per-sentence means (for Kojima et al.'s AP) grow with the
-number of sentences, ``S x L x N`` float32 (4 bytes each), and with nothing else. At site ``linear_out``
-N is the sum of every linear module's output width in a layer, several times the FFN width.
+``[K, N]`` tensors per layer. The optional per-sentence means (for Kojima et al.'s AP) are written to
+disk row by row as batches produce them (core/sentence_store.py): memory stays flat and the bytes written
+are linear in the corpus (``S x L x N`` x 4, 2 or 2 bytes in float32 / float16 / bfloat16). At site
+``linear_out`` N is the sum of every linear module's output width in a layer, several times the FFN width.
+
+Non-finite activations (fp16 overflow, a broken checkpoint) cannot slip into the statistics: each chunk's
+float64 sums are finite exactly when every activation that entered them was, so one check per chunk costs
+nothing per batch. A poisoned chunk is discarded and re-run once to count, per layer, the non-finite values
+and the tokens holding them. The rule: at counted positions, the run stops with one line naming the
+language, sentences, layers and counts (nothing of the chunk was counted; the last checkpoint is intact);
+only at positions that are not counted (padding, special tokens), it warns and re-runs the chunk with those
+positions zeroed -- the weighted sums alone would not ignore them (0 * NaN = NaN) -- and the statistics'
+metadata lists the chunk under ``nonfinite``.
 
 Cheaper than a forward pass: a hook on the last layer's site ends each forward pass as soon as that
 tensor has been counted, so the rest of the last layer, the final norm and the output layer never run
@@ -26,6 +36,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
+import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,12 +46,26 @@ from typing import Any
 import torch
 
 from langneuron_eval.core.checkpoints import Checkpoint
-from langneuron_eval.core.collectives import all_reduce_to, comm_device, dist_rank_world, gather_round
+from langneuron_eval.core.collectives import (
+    all_reduce_to,
+    barrier,
+    comm_device,
+    dist_rank_world,
+    gather_objects,
+    gather_round,
+)
 from langneuron_eval.core.corpus import CorpusSource
 from langneuron_eval.core.counters import Accumulator
 from langneuron_eval.core.fingerprint import NeuronSites
 from langneuron_eval.core.hooks import StopForward, hook_sites, stop_after_last_site
 from langneuron_eval.core.moe_record import MoEAccumulator, check_moe_record, has_moe_layers, moe_statistics
+from langneuron_eval.core.sentence_store import (
+    SentenceMeansFile,
+    SentenceStoreWriter,
+    StoreState,
+    finalize_store,
+    storage_dtype,
+)
 from langneuron_eval.core.sites import DEFAULT_SITE, resolve_sites
 from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.errors import LangNeuronError
@@ -60,6 +87,7 @@ class RecordConfig:
     count_special_tokens: bool = False
     # module path of the site in every layer, with {layer}; overrides discovery (stored in the fingerprint)
     module_template: str | None = None
+    sentence_dtype: str = "float32"  # storage of the per-sentence means: float32, float16 or bfloat16
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -68,6 +96,7 @@ class RecordConfig:
             raise LangNeuronError(f"max length must be >= 1, got {self.max_length}")
         if self.max_sentences is not None and self.max_sentences < 1:
             raise LangNeuronError(f"max sentences must be >= 1, got {self.max_sentences}")
+        storage_dtype(self.sentence_dtype)
 
 
 # ---------------------------------------------------------------------- one recording run, step by step
@@ -84,12 +113,15 @@ class _Run:
     world: int
     ckpt: Checkpoint | None
     progress: bool
+    store_path: str | None = None  # the finished per-sentence means file
+    store_is_temporary: bool = False  # no path given: read back into memory at the end, file removed
+    nonfinite: list[dict] | None = None  # chunks re-run with uncounted positions zeroed
 
 
 @torch.inference_mode()
 def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConfig | None = None,
            progress: bool = True, checkpoint: str | None = None, checkpoint_every: int = 1,
-           resume: bool = False, full_forward: bool = False) -> ActivationStats:
+           resume: bool = False, full_forward: bool = False, sentence_store: str | None = None) -> ActivationStats:
     """Run every source's texts through ``model`` and return the accumulated statistics.
 
     Sentences longer than ``max_length`` tokens are truncated (the count is stored in the metadata).
@@ -103,10 +135,13 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
         resume: continue from ``checkpoint`` instead of starting over.
         full_forward: run the whole model, output layer included, instead of stopping after the last site;
             the statistics are the same (tests use it to show that).
+        sentence_store: with ``config.sentence_means``, the file the per-sentence means are written to (the
+            statistics then refer to it; ``ActivationStats.save`` keeps it beside them). Without it they go to a
+            temporary file (beside ``checkpoint`` if given, so that a resume finds them) and come back in memory.
     """
     config = config or RecordConfig()
     if has_moe_layers(model):
-        return _record_moe(model, tokenizer, sources, config, progress, checkpoint)
+        return _record_moe(model, tokenizer, sources, config, progress, resume)
     sites = resolve_sites(model, config.site, override=config.module_template)
     if tokenizer.pad_token_id is None:
         raise LangNeuronError("tokenizer has no pad token and no eos token to pad with")
@@ -118,7 +153,9 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
     ckpt = Checkpoint(checkpoint, max(1, checkpoint_every), key) if checkpoint else None
     done = _resume_point(ckpt, acc, checkpoint) if resume else {"lang": 0, "chunks": 0, "corpus_meta": {},
                                                                  "n_trunc": 0}
-    run = _Run(model, tokenizer, config, acc, _input_device(model), rank, world, ckpt, progress)
+    run = _Run(model, tokenizer, config, acc, _input_device(model), rank, world, ckpt, progress, nonfinite=[])
+    if config.sentence_means:
+        _open_store(run, sites, checkpoint, sentence_store, done.get("sentence_store") if resume else None)
     was_training = model.training
     model.eval()  # dropout off: the counts must not depend on random numbers
     stop = contextlib.nullcontext() if full_forward else stop_after_last_site(sites)
@@ -128,10 +165,11 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
 
 
 def _record_moe(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConfig, progress: bool,
-                checkpoint: str | None) -> ActivationStats:
-    """A mixture-of-experts model: the same run loop with the expert counters (core/moe_record.py, docs/moe.md)."""
+                resume: bool) -> ActivationStats:
+    """A mixture-of-experts model: the same run loop with the expert counters (core/moe_record.py, docs/moe.md);
+    no checkpoints are written."""
     rank, world = dist_rank_world()
-    check_moe_record(config, world, checkpoint)
+    check_moe_record(config, world, resume)
     if tokenizer.pad_token_id is None:
         raise LangNeuronError("tokenizer has no pad token and no eos token to pad with")
     acc = MoEAccumulator(model, len(sources), config.site)
@@ -219,18 +257,24 @@ def _record_language(run: _Run, k: int, src: CorpusSource, first_sentence: int, 
     bar = _progress(src.lang, run.progress and rank == 0)
     mine: list[torch.Tensor | None] | None = None
     n_sent, c = 0, -1
+    failure: LangNeuronError | None = None
     for c, chunk in enumerate(_chunks(texts, run.config.chunk_size)):
         if c % world == rank and c >= skip_chunks:
-            n_trunc += _run_chunk(run, chunk, first_sentence + n_sent, bar)
+            if getattr(acc, "store", None) is not None:  # the MoE accumulator keeps no per-sentence means
+                acc.store.reserve(first_sentence + n_sent, len(chunk))
+            try:
+                n_trunc += _run_checked_chunk(run, chunk, first_sentence + n_sent, bar, src.lang)
+            except LangNeuronError as e:  # raised on every rank once the round is gathered
+                failure = e
             mine = acc.take_chunk()
         n_sent += len(chunk)
         if c % world == world - 1:  # a round of `world` chunks is complete
-            acc.add_round(gather_round(mine, acc, world))
+            acc.add_round(gather_round(mine, acc, world, failure))
             mine = None
             if run.ckpt and (c + 1) % (run.ckpt.every * world) == 0:
                 run.ckpt.save(acc, {"lang": k, "chunks": c + 1, "corpus_meta": corpus_meta, "n_trunc": n_trunc})
     if c % world != world - 1:  # the language ended inside a round
-        acc.add_round(gather_round(mine, acc, world))
+        acc.add_round(gather_round(mine, acc, world, failure))
     bar.close()
     return n_sent, n_trunc
 
@@ -292,25 +336,93 @@ def _run_chunk(run: _Run, chunk: list[str], sentence_index: int, bar) -> int:
     return n_trunc
 
 
-# ---------------------------------------------------------------------- from counters to statistics
-def _sentence_tensors(acc: Accumulator, sources: Sequence[CorpusSource], corpus_meta: dict
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sentence means [S, L, N] back in corpus order (rows of other ranks zero) and sentence languages [S]."""
+def _run_checked_chunk(run: _Run, chunk: list[str], sentence_index: int, bar, lang: str) -> int:
+    """:func:`_run_chunk`, then the non-finite rule of the module docstring; returns truncated texts."""
+    acc = run.acc
+    n_trunc = _run_chunk(run, chunk, sentence_index, bar)
+    if not hasattr(acc, "nonfinite_layers") or not acc.nonfinite_layers():  # (MoE accumulator: no such check)
+        return n_trunc
+    quiet = _progress(lang, False)
+    acc.discard_chunk()
+    acc.diagnosis = {}
+    try:
+        _run_chunk(run, chunk, sentence_index, quiet)
+    finally:
+        found, acc.diagnosis = acc.diagnosis, None
+    acc.discard_chunk()
+    where = f"{lang} sentences {sentence_index}-{sentence_index + len(chunk) - 1}"
+    counted = {layer: v for layer, v in sorted(found.items()) if v[0]}
+    if counted:
+        per_layer = "; ".join(f"layer {layer}: {v[0]} values in {v[1]} tokens" for layer, v in counted.items())
+        raise LangNeuronError(f"non-finite activations (NaN/inf) in {where}: {per_layer}; nothing of these "
+                              "sentences was counted and the last checkpoint is intact (half precision "
+                              "overflowing? record with --dtype bfloat16 or float32)")
+    uncounted = {layer: v[2] for layer, v in sorted(found.items()) if v[2]}
+    if not uncounted:
+        raise LangNeuronError(f"activations in {where} are too large to square in float32 (> 1.8e19): the "
+                              "statistics' squared sums would overflow")
+    warnings.warn(f"non-finite activations at positions that are not counted (padding, special tokens) in {where}, "
+                  f"layers {', '.join(map(str, uncounted))}; re-counted with those positions zeroed", stacklevel=2)
+    run.nonfinite.append({"lang": lang, "first_sentence": sentence_index, "sentences": len(chunk),
+                          "uncounted_positions_by_layer": {str(k): v for k, v in uncounted.items()}})
+    acc.mask_uncounted = True
+    try:
+        _run_chunk(run, chunk, sentence_index, quiet)
+    finally:
+        acc.mask_uncounted = False
+    return n_trunc
+
+
+# ---------------------------------------------------------------------- per-sentence means on disk
+def _open_store(run: _Run, sites: NeuronSites, checkpoint: str | None, path: str | None, state: dict | None) -> None:
+    """Start (or, with a checkpoint's ``state``, resume) this rank's shard of the per-sentence means."""
+    if path is None:
+        path = f"{checkpoint}.sentences.safetensors" if checkpoint else None
+        run.store_is_temporary = True
+    if path is None:  # one temporary directory for every rank (rank 0's)
+        tmp = gather_objects(tempfile.mkdtemp(prefix="langneuron-sentences-") if run.rank == 0 else None)[0]
+        path = os.path.join(tmp, "sentences.safetensors")
+    run.store_path = path
+    shard = f"{path}.partial" + (f".rank{run.rank}" if run.world > 1 else "")
+    run.acc.store = SentenceStoreWriter(shard, sites.num_layers, sites.intermediate_size, run.config.sentence_dtype,
+                                        resume=StoreState.from_dict(state) if state else None)
+
+
+def _finish_store(run: _Run, sources: Sequence[CorpusSource], corpus_meta: dict
+                  ) -> tuple[torch.Tensor | SentenceMeansFile, torch.Tensor]:
+    """Merge the ranks' shards in corpus order; the per-sentence means (a file reader, or a tensor when they
+    went to a temporary file) and the sentence languages [S]."""
     counts = torch.tensor([corpus_meta[s.lang]["sentences"] for s in sources])
-    means = torch.zeros(int(counts.sum()), acc.L, acc.N, dtype=torch.float32)
-    if acc.sentence_rows:
-        means[torch.cat(acc.sentence_ids)] = torch.cat(acc.sentence_rows)
+    shards = gather_objects((str(run.acc.store.path), run.acc.store.close().to_dict()))
+    run.acc.store = None
+    info = None
+    if run.rank == 0:
+        meta = {"languages": [s.lang for s in sources], "sentences": counts.tolist()}
+        info = finalize_store([p for p, _ in shards], [StoreState.from_dict(d) for _, d in shards],
+                              run.store_path, int(counts.sum()), meta)
+    barrier(run.world)
+    reader = SentenceMeansFile(run.store_path)
+    if info is not None:
+        reader._known(info.sha256)
+    means: torch.Tensor | SentenceMeansFile = reader
+    if run.store_is_temporary:
+        means = reader.to_tensor()
+        barrier(run.world)
+        if run.rank == 0:
+            os.remove(run.store_path)
+            parent = os.path.dirname(run.store_path)
+            if os.path.basename(parent).startswith("langneuron-sentences-"):
+                shutil.rmtree(parent, ignore_errors=True)
     return means, torch.repeat_interleave(torch.arange(len(sources)), counts)
 
 
-def _sum_over_ranks(run: _Run, positive: torch.Tensor, sentence_means: torch.Tensor | None,
-                    sources: Sequence[CorpusSource], corpus_meta: dict, device: torch.device) -> None:
+# ---------------------------------------------------------------------- from counters to statistics
+def _sum_over_ranks(run: _Run, positive: torch.Tensor, sources: Sequence[CorpusSource], corpus_meta: dict,
+                    device: torch.device) -> None:
     """Add up what each rank counted alone (float sums are already complete on every rank)."""
     trunc = torch.tensor([corpus_meta[s.lang]["truncated"] for s in sources], dtype=torch.int64)
     for t in (positive, run.acc.n_tokens, trunc):
         all_reduce_to(t, device)
-    if sentence_means is not None:
-        all_reduce_to(sentence_means, device)  # each row is filled on exactly one rank
     for s, t in zip(sources, trunc.tolist()):
         corpus_meta[s.lang]["truncated"] = t
 
@@ -322,9 +434,10 @@ def _collect(run: _Run, sources: Sequence[CorpusSource], sites: NeuronSites, cor
     totals = acc.totals(device)  # [K, L, N] each
     sentence_means = sentence_lang = None
     if config.sentence_means:
-        sentence_means, sentence_lang = _sentence_tensors(acc, sources, corpus_meta)
+        sentence_means, sentence_lang = _finish_store(run, sources, corpus_meta)
     if run.world > 1:
-        _sum_over_ranks(run, totals["positive"], sentence_means, sources, corpus_meta, device)
+        _sum_over_ranks(run, totals["positive"], sources, corpus_meta, device)
+    nonfinite = [x for part in gather_objects(run.nonfinite) for x in part]
     for k, s in enumerate(sources):
         corpus_meta[s.lang]["tokens"] = int(acc.n_tokens[k])
     return ActivationStats(
@@ -343,5 +456,6 @@ def _collect(run: _Run, sources: Sequence[CorpusSource], sites: NeuronSites, cor
             "dtype": str(next(run.model.parameters()).dtype).replace("torch.", ""),
             "versions": versions(),
             "seeds": {},  # recording draws no random numbers: eval mode, texts in corpus order
+            **({"nonfinite": sorted(nonfinite, key=lambda x: x["first_sentence"])} if nonfinite else {}),
         },
     )

@@ -44,6 +44,7 @@ from langneuron_eval.core.adapters import Adapter, get_adapter
 from langneuron_eval.core.discovery import discover_layout, get_path, in_width, is_linear, join_path
 from langneuron_eval.core.fingerprint import ModelFingerprint, NeuronSites
 from langneuron_eval.core.linear_sites import resolve_linear_sites
+from langneuron_eval.core.moe_record import moe_sites
 from langneuron_eval.core.templates import match_template, normalize_template, probe_width
 from langneuron_eval.errors import LangNeuronError
 
@@ -147,4 +148,6 @@ def resolve_for_file(model: nn.Module, fingerprint: ModelFingerprint | None,
     """The sites a stats or neuron file was made at: its site, and its module template unless overridden."""
     if fingerprint is None:
         return resolve_sites(model, DEFAULT_SITE, override)
+    if fingerprint.moe is not None:  # expert units: edited inside the experts' forward (core/moe_interventions.py)
+        return moe_sites(model, fingerprint.site)
     return resolve_sites(model, fingerprint.site, _override_for(fingerprint.site, override) or fingerprint.module)

@@ -15,8 +15,9 @@ sentence_lang        [S]          int64    optional: language index of each sent
 
 Schema version 2 (``record --sentence-means``) keeps the per-sentence means out of this file, in a sidecar
 ``<stem>.sentences.safetensors`` beside it (core/sentence_store.py: written row by row while recording,
-memory-mapped when read, float32/float16/bfloat16); the header's ``sentence_means_file`` names it with its
-sha256, shape and dtype, and ``content_sha256`` covers that sha256. Version 1 files (inline float32 means, or
+memory-mapped when read, float32/float16/bfloat16); the header's ``sentence_means_file`` gives its sha256,
+shape and dtype, and ``content_sha256`` covers that sha256. Its name follows the statistics file's, so a
+renamed statistics file needs its sidecar renamed alike. Version 1 files (inline float32 means, or
 none) still load; statistics without per-sentence means are still written as version 1.
 
 The safetensors header carries one metadata entry, ``langneuron``, holding JSON with the schema
@@ -93,8 +94,8 @@ def _open_sidecar(path: Path, header: dict) -> SentenceMeansFile | None:
     ref = header.get("sentence_means_file")
     if ref is None:
         return None
-    info = StoreInfo.from_dict(ref)
-    side = path.parent / info.file
+    side = sidecar_path(path)
+    info = StoreInfo.from_dict({**ref, "file": side.name})
     if not side.is_file():
         raise LangNeuronError(f"statistics {path} keep their per-sentence means in {side}, which is missing; "
                               "copy it next to the statistics file")
@@ -313,8 +314,8 @@ class ActivationStats:
             "metadata": self.metadata,
             "content_sha256": digest if sidecar is None else _with_sidecar(digest, sidecar),
         }
-        if sidecar is not None:
-            out["sentence_means_file"] = sidecar.to_dict()
+        if sidecar is not None:  # no file name: it is always sidecar_path(stats file), so names do not change bytes
+            out["sentence_means_file"] = {k: v for k, v in sidecar.to_dict().items() if k != "file"}
         return out
 
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
@@ -362,7 +363,7 @@ class ActivationStats:
         sidecar = _open_sidecar(path, header)
         digest = content_hash(tensors)
         if sidecar is not None:
-            digest = _with_sidecar(digest, StoreInfo.from_dict(header["sentence_means_file"]))
+            digest = _with_sidecar(digest, StoreInfo.from_dict({**header["sentence_means_file"], "file": ""}))
         if digest != header.get("content_sha256"):
             raise LangNeuronError(f"statistics file {path} failed its content hash check (modified or corrupted)")
         for name, t in tensors.items():

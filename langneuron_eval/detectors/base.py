@@ -42,10 +42,12 @@ class DetectionResult:
         languages: language code -> list of ``(layer, neuron)`` units (any order; duplicates are removed).
         extra: detector-specific JSON-serialisable details (thresholds, scores, classes), stored verbatim
             in the neuron file's ``extra`` field.
+        kind: ``"neurons"``, or ``"experts"`` when the pairs are ``(decoder layer, expert)`` of an MoE model.
     """
 
     languages: dict[str, list[Unit]]
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = "neurons"
 
 
 @dataclass
@@ -126,6 +128,7 @@ def as_detector(obj: Any, name: str) -> Detector:
 
 def normalize_result(obj: Any, name: str) -> DetectionResult:
     """Accept a DetectionResult, any object with ``languages`` (and ``extra``), or such a dict."""
+    kind = getattr(obj, "kind", "neurons")
     if isinstance(obj, DetectionResult):
         langs, extra = obj.languages, obj.extra
     elif isinstance(obj, Mapping) and "languages" in obj:
@@ -144,7 +147,7 @@ def normalize_result(obj: Any, name: str) -> DetectionResult:
             raise LangNeuronError(f"detector {name!r}: languages[{lang!r}] is not a list of (layer, neuron) pairs") from None
     if not isinstance(extra, Mapping):
         raise LangNeuronError(f"detector {name!r} returned extra of type {type(extra).__name__}, expected a dict")
-    return DetectionResult(out, dict(extra))
+    return DetectionResult(out, dict(extra), kind)
 
 
 # ---------------------------------------------------------------------------------------------- parameters

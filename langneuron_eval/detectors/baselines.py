@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from langneuron_eval.core.moe_units import moe_units
 from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors.base import DetectionResult, Detector, check_rate, normalize_result
 from langneuron_eval.detectors.registry import get_detector, register_detector
@@ -57,6 +58,15 @@ def language_generator(seed: int, lang: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
 
 
+def _real_units(stats: ActivationStats) -> torch.Tensor:
+    """Flat indices of the units a draw may pick: all of them, except the padding of an MoE model's layers."""
+    units = moe_units(stats.fingerprint)
+    N = stats.intermediate_size
+    if units is None:
+        return torch.arange(stats.num_layers * N)
+    return torch.cat([layer * N + torch.arange(w) for layer, w in enumerate(units.layer_widths)])
+
+
 @register_detector("random")
 class RandomDetector(Detector):
     """Random selection: per-language counts of a reference method, units drawn uniformly (seeded)."""
@@ -69,12 +79,14 @@ class RandomDetector(Detector):
         ref_result = normalize_result(ref.detect(stats, ref.make_params(_parse_reference_params(params.reference_params))),
                                       params.reference)
         U, N = stats.num_layers * stats.intermediate_size, stats.intermediate_size
+        real = _real_units(stats)  # [U'] flat indices of units that exist (MoE layers are padded to one width)
         langs = {}
         counts = {}
         for lang in stats.languages:
             n = len(ref_result.languages.get(lang, []))
             counts[lang] = n
-            flat = torch.randperm(U, generator=language_generator(params.seed, lang))[:n]
+            flat = torch.randperm(U, generator=language_generator(params.seed, lang))
+            flat = flat[torch.isin(flat, real)][:n] if real.numel() < U else flat[:n]
             langs[lang] = to_units(flat, N)
         return DetectionResult(langs, {"reference": params.reference, "reference_counts": counts})
 

@@ -29,6 +29,7 @@ _BUILTINS: dict[str, str] = {
     "zhang": "langneuron_eval.detectors.zhang:ZhangDetector",
     "random": "langneuron_eval.detectors.baselines:RandomDetector",
     "lap": "langneuron_eval.detectors.baselines:LapDetector",
+    "lape_experts": "langneuron_eval.detectors.experts:ExpertLapeDetector",
 }
 
 REGISTRY = Registry("detector", ENTRY_POINT_GROUP, _BUILTINS,

@@ -36,13 +36,19 @@ def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[st
     if stats.fingerprint is None:
         raise LangNeuronError("the statistics carry no model fingerprint, so the neuron file could not name the "
                               "model it applies to; re-record them with `langneuron record`")
+    if len(stats.languages) < 2:
+        found = ", ".join(stats.languages) or "none"
+        raise LangNeuronError(f"the statistics cover one language ({found}); a unit is language-specific only by "
+                              "contrast with other languages: record statistics of at least two")
+    stats.validate()  # NaN/inf counters (or in-memory sentence means) are refused in one line (issue #28)
     detector = get_detector(name_or_target)
     p = detector.make_params(dict(params or {}))
     result: DetectionResult = normalize_result(detector.detect(stats, p), name_or_target)
     unknown = [lang for lang in result.languages if lang not in stats.languages]
     if unknown:
         raise LangNeuronError(f"detector {name_or_target!r} returned languages not in the statistics: {', '.join(unknown)}")
-    values = {lang: stats.unit_values(lang, units) for lang, units in result.languages.items() if units}
+    values = {lang: stats.unit_values(lang, units) for lang, units in result.languages.items()
+              if units and result.kind == "neurons"}  # whole experts have no activation values
     values = {lang: v for lang, v in values.items() if v}
     param_dict = params_to_dict(p)
 
@@ -57,4 +63,5 @@ def run_detector(name_or_target: str, stats: ActivationStats, params: Mapping[st
     if stats.metadata.get("corpus"):  # what the statistics were recorded on: evaluation must not reuse it
         provenance["stats_corpus"] = stats.metadata["corpus"]
     return NeuronFile(fingerprint=stats.fingerprint, detector=name_or_target, languages=result.languages,
-                      params=param_dict, values=values, extra=result.extra, provenance=provenance)
+                      params=param_dict, values=values, extra=result.extra, provenance=provenance,
+                      kind=result.kind)

@@ -112,7 +112,7 @@ def selectivity(matrix: Matrix) -> Selectivity | None:
     if not matrix.values or any(not math.isfinite(v) for row in matrix.values for v in row):
         return None
     d = diagonal_dominance(matrix.values)
-    return Selectivity(int(d["columns_diagonal_max"]), len(matrix.values), float(d["mean_diag_offdiag_ratio"]))
+    return Selectivity(int(d["columns_diagonal_max"]), len(matrix.values), float(d["ratio"]))
 
 
 def steering(det: DetectorEvidence, base: dict[MetricKey, Score]) -> list[Steering]:

@@ -9,6 +9,7 @@ leaderboard and ``langneuron compare`` can be re-run on them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,15 @@ from langneuron_eval.core.ppl_matrix import PplMatrixFile
 from langneuron_eval.core.recorder import RecordConfig, record
 from langneuron_eval.detectors import run_detector
 from langneuron_eval.detectors.report import compare_neuron_files
-from langneuron_eval.evidence.dominance import diagonal_dominance
+from langneuron_eval.evidence.dominance import dominance_summary
+from langneuron_eval.evidence.ppl import attach_evidence
+from langneuron_eval.evidence.verdict import HOLDS, verdict
 from langneuron_eval.fileio import jsonable, write_json, write_text
 from langneuron_eval.leaderboard.build import build_leaderboard
 from langneuron_eval.lmeval import evaluation
 from langneuron_eval.lmeval.catalogue import PPL_METRIC, STEER_SUCCESS
 from langneuron_eval.lmeval.results import first_metric, write_results
+from langneuron_eval.pipelines.detector_battery import add_gain_evidence
 from langneuron_eval.pipelines.measurements import (
     EvalConfig,
     plot_ppl_matrix,
@@ -136,14 +140,16 @@ def _ppl_matrices(demo: _Demo) -> None:
         lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
         res = ppl_change_matrix(lm, langs, limit=cfg.ppl_limit, task_manager=demo.task_manager, on_run=bar.run)
         bar.close()
-        pm = PplMatrixFile(langs, res["matrix"], res["baseline"], PPL_METRIC, provenance={
-            "detector": method, "neurons_sha256": NeuronFile.load(demo.neuron_paths[method]).sha256()})
+        pm = attach_evidence(PplMatrixFile(langs, res["matrix"], res["baseline"], PPL_METRIC, provenance={
+            "detector": method, "neurons_sha256": NeuronFile.load(demo.neuron_paths[method]).sha256()},
+            per_document=res.get("per_document")))
         pm.save(demo.out / "ppl_matrix" / method / "ppl_matrix.json")
         body = {"languages": langs, "matrix": res["matrix"], "baseline": res["baseline"], "metric": PPL_METRIC,
                 **pm.provenance}
         plot_ppl_matrix(demo.out / "ppl_matrix" / method / "ppl_matrix.png", langs, res["matrix"], PPL_METRIC,
                         True)
-        demo.summary["ppl_matrix"][method] = {**body, "diagonal": diagonal_dominance(res["matrix"])}
+        demo.summary["ppl_matrix"][method] = {**body, "ci_low": pm.ci_low, "ci_high": pm.ci_high,
+                                              "n_docs": pm.n_docs, "diagonal": dominance_summary(pm.dominance)}
         del lm
 
 
@@ -155,8 +161,9 @@ def _steering(demo: _Demo) -> None:
         bar = demo.log(f"steering with {method} neurons: activate x{cfg.steer_strength} per language",
                        runs=len(demo.langs) + 1)
         lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
-        rates, _ = steering_gains(lm, demo.langs, cfg, demo.task_manager, demo.out / "results", method,
-                                  results_name="results_demo.json", on_run=bar.run)
+        rates, base = steering_gains(lm, demo.langs, cfg, demo.task_manager, demo.out / "results", method,
+                                     results_name="results_demo.json", on_run=bar.run)
+        add_gain_evidence(rates, demo.out / "results", method, "results_demo.json", base)
         bar.close()
         demo.summary["steering"][method] = rates
         del lm
@@ -206,6 +213,30 @@ def _write_summary(demo: _Demo) -> dict[str, Any]:
     return demo.summary
 
 
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _g(v: Any) -> str:
+    return "n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):.3g}"
+
+
+def _ci(pair: Any) -> str:
+    """`` [low, high]`` for an interval, empty where there is none."""
+    if not pair or any(v is None or not math.isfinite(float(v)) for v in pair):
+        return ""
+    return f" [{float(pair[0]):.2f}, {float(pair[1]):.2f}]"
+
+
+def _cell(v: float, low: Any, high: Any, i: int, j: int) -> str:
+    return f"{v:+.3f}" + (_ci([low[i][j], high[i][j]]) if low and high else "")
+
+
+def _docs(pm: dict[str, Any]) -> str:
+    counts = sorted(set((pm.get("n_docs") or {}).values()))
+    return "/".join(str(c) for c in counts) or "?"
+
+
 def format_summary(summary: dict[str, Any], langs: list[str], cfg: DemoConfig) -> str:
     """A short Markdown summary, also printed to the terminal."""
     lines = ["# langneuron demo summary", ""]
@@ -217,19 +248,27 @@ def format_summary(summary: dict[str, Any], langs: list[str], cfg: DemoConfig) -
         d = pm["diagonal"]
         lines += ["", f"## Perplexity change, {m} neurons deactivated (row) x evaluated language (column)", "",
                   "| deactivated | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
-        for lang, row in zip(langs, pm["matrix"]):
-            lines.append(f"| {lang} | " + " | ".join(f"{v:+.3f}" for v in row) + " |")
-        lines.append(f"\nDiagonal is the column maximum for {d['columns_diagonal_max']} of {len(langs)} languages; "
-                     f"mean diagonal/off-diagonal ratio {d['mean_diag_offdiag_ratio']:.2f}.")
+        low, high = pm.get("ci_low"), pm.get("ci_high")
+        for i, (lang, row) in enumerate(zip(langs, pm["matrix"])):
+            lines.append(f"| {lang} | " + " | ".join(_cell(v, low, high, i, j) for j, v in enumerate(row)) + " |")
+        lines.append(f"\nDiagonal is the column maximum for {d['columns_diagonal_max']} of {len(langs)} languages "
+                     f"(permutation p = {_g(d['p_value'])}); diagonal/off-diagonal perplexity ratio "
+                     f"{_g(d['ratio'])}{_ci(d['ratio_ci'])}" + (f"; 95% intervals over {_docs(pm)} held-out "
+                                                                "documents per language (paired bootstrap)."
+                                                                if low else "."))
     for m, rates in summary["steering"].items():
         ok = sum(1 for r in rates.values() if r["gain"] >= STEER_SUCCESS)
         lines += ["", f"## Steering with {m} neurons (activate x{cfg.steer_strength}"
                       f"{', others zeroed' if cfg.steer_deactivate_others else ''})", "",
-                  "| language | unsteered | steered | gain | stderr |", "|---|---|---|---|---|"]
+                  "| language | unsteered | steered | gain [95% CI] | n |", "|---|---|---|---|---|"]
         for lang, r in rates.items():
-            se = "" if r["stderr"] is None else f"{r['stderr']:.3f}"
-            lines.append(f"| {lang} | {r['unsteered']:.2f} | {r['steered']:.2f} | {r['gain']:+.2f} | {se} |")
-        lines.append(f"\nlang_rate rose by >= 50 points for {ok} of {len(rates)} languages.")
+            lines.append(f"| {lang} | {r['unsteered']:.2f}{_ci(r.get('unsteered_ci'))} | "
+                         f"{r['steered']:.2f}{_ci(r.get('steered_ci'))} | "
+                         f"{r['gain']:+.2f}{_ci([r.get('ci_low'), r.get('ci_high')])} | {r.get('n') or ''} |")
+        clear = sum(1 for r in rates.values() if verdict((_num(r.get("ci_low")), _num(r.get("ci_high"))),
+                                                         STEER_SUCCESS) == HOLDS)
+        lines.append(f"\nlang_rate rose by >= 50 points for {ok} of {len(rates)} languages ({clear} with the whole "
+                     "95% interval of the gain at or above 50 points; rates: Wilson, gains: Newcombe).")
     qa = summary["qa"]
     lines += ["", "## QA (xqa F1, xmath acc): base vs aligned on " + "/".join(cfg.align_langs), "",
               "| task | base | aligned | delta |", "|---|---|---|---|"]

@@ -35,6 +35,7 @@ from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors import get_detector, run_detector
 from langneuron_eval.detectors.report import summarize, table
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.evidence.dominance import dominance_summary
 from langneuron_eval.evidence.floor import DEFAULT_DRAWS, compare_to_floor
 from langneuron_eval.evidence.intervals import normal_interval, rate_gain, successes_of
 from langneuron_eval.evidence.ppl import attach_evidence
@@ -269,19 +270,9 @@ def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> d
         "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}, per_document=fig.get("ppl_per_document")),
         seed=bench.cfg.seed)
     pm.save(bench.out / "ppl_matrix" / _slug(name) / "ppl_matrix.json")
-    fig["diagonal"] = _diagonal(pm)
+    fig["diagonal"] = dominance_summary(pm.dominance)
     fig.pop("ppl_per_document", None)  # kept in ppl_matrix.json, not repeated in bench.json
     return fig
-
-
-def _diagonal(pm: PplMatrixFile) -> dict[str, Any]:
-    """Flat diagonal-dominance figures of a matrix file with evidence: point values, intervals, p-value."""
-    d = pm.dominance or {}
-    share, ratio = d.get("share") or {}, d.get("ratio") or {}
-    return {"columns_diagonal_max": d.get("columns_diagonal_max"), "share": share.get("value"),
-            "share_se": share.get("se"), "share_ci": [share.get("ci_low"), share.get("ci_high")],
-            "ratio": ratio.get("value"), "ratio_ci": [ratio.get("ci_low"), ratio.get("ci_high")],
-            "p_value": d.get("p_value")}
 
 
 def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
@@ -298,6 +289,13 @@ def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
                             results_dir=bench.out / "results", tag=_slug(name), skip_rows=empty, on_run=bar.run)
     bar.close()
     bench.baselines["ppl"] = ppl["baseline"]  # the unsteered pass once, shared by every detector
+    docs = ppl.get("per_document")
+    if docs and "none" in docs["nll"]:
+        bench.baselines["ppl_none_nll"] = docs["nll"]["none"]  # the shared pass's per-document scores
+    elif docs and "ppl_none_nll" in bench.baselines:
+        docs["nll"]["none"] = bench.baselines["ppl_none_nll"]
+    else:
+        ppl["per_document"] = None  # no baseline documents to pair with: the matrix gets no intervals
     runs = len(langs) - len(empty) + ("steer" not in bench.baselines)
     bar = bench.log(f"{name}: steering ({len(langs)} activation runs, x{cfg.steer_strength})", runs=runs)
     rates = _steer(bench, lm, _slug(name), empty, bar.run)
@@ -327,11 +325,7 @@ def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> d
     for lang in empty:
         before = results_metric(bench.baselines["steer"], steer_task(lang), LANG_RATE)
         rates[lang] = {"unsteered": before, "steered": before, "gain": 0.0, "stderr": None}
-    for lang in langs:
-        n_before = _n_samples(bench.baselines["steer"], steer_task(lang))
-        after = results_dir / f"base-{tag}-activate-{lang}" / "results_bench.json"
-        n_after = n_before if lang in empty else _n_samples(_read_json(after), steer_task(lang))
-        rates[lang].update(gain_evidence(rates[lang]["unsteered"], n_before, rates[lang]["steered"], n_after))
+    add_gain_evidence(rates, results_dir, tag, "results_bench.json", bench.baselines["steer"], empty)
     return {lang: rates[lang] for lang in langs}
 
 
@@ -348,6 +342,22 @@ def _n_samples(res: dict[str, Any], task: str) -> int | None:
         return int(res["n-samples"][task]["effective"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def add_gain_evidence(rates: dict[str, dict[str, Any]], results_dir: Path, tag: str, results_name: str,
+                      base_res: dict[str, Any] | None = None, unchanged: list[str] | tuple[str, ...] = ()) -> None:
+    """Add intervals to ``steering_gains``' rates, with the sample sizes read from the saved lm-eval results.
+
+    ``base_res``: the unsteered results (else ``results_dir/base-none-steer/<results_name>``); languages in
+    ``unchanged`` had no neurons, so their steered rate is the unsteered one.
+    """
+    base = base_res if base_res and base_res.get("n-samples") else _read_json(
+        results_dir / "base-none-steer" / results_name)
+    for lang, r in rates.items():
+        n_before = _n_samples(base, steer_task(lang))
+        after = _read_json(results_dir / f"base-{tag}-activate-{lang}" / results_name)
+        n_after = n_before if lang in unchanged else _n_samples(after, steer_task(lang))
+        r.update(gain_evidence(r["unsteered"], n_before, r["steered"], n_after))
 
 
 def gain_evidence(before: float, n_before: int | None, after: float, n_after: int | None) -> dict[str, Any]:
@@ -413,6 +423,8 @@ def read_golden(golden_path: Path) -> tuple[dict[str, Any], dict[str, Figure]]:
         figures = {name: Figure.from_dict(v if isinstance(v, dict) else {"value": v}) for name, v in wanted.items()}
     except FileNotFoundError:
         raise LangNeuronError(f"golden file not found: {golden_path}") from None
+    except LangNeuronError as e:
+        raise LangNeuronError(f"{golden_path} is not a bench-detector golden file ({e})") from None
     except (ValueError, KeyError, TypeError, AttributeError):
         raise LangNeuronError(f"{golden_path} is not a bench-detector golden file (no 'figures')") from None
     return golden, figures

@@ -6,31 +6,35 @@
 * :func:`steering_gains`: ``lang_rate`` per language without and with that language's neurons activated.
 * :func:`diagonal_dominance`: how clearly each language's neurons hurt that language most.
 
-All run on one loaded ``LangNeuronLM`` whose intervention is switched between runs, so a matrix costs
-``1 + #languages`` passes and one model load. :class:`EvalConfig` holds the sizes and the intervention the demo
+All run on one loaded ``LangNeuronLM``; a matrix is one engine call over its ``1 + #languages`` conditions
+(rows of a batch carry different interventions) and one model load. :class:`EvalConfig` holds the sizes and the intervention the demo
 and the battery share. This module sits between the command line (``langneuron_eval/cli``) and the core.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from langneuron_eval.core.corpus import overlap_problems, resolve_corpus, split_specs
+from langneuron_eval.core.interventions import LanguageEdit
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import atomic_path
-from langneuron_eval.languages import DEMO_LANGUAGES
+from langneuron_eval.languages import DEMO_LANGUAGES, written_with_spaces
 from langneuron_eval.lmeval import evaluation
 from langneuron_eval.lmeval.catalogue import LANG_RATE, PPL_METRIC, ppl_task, steer_task
+from langneuron_eval.lmeval.engine import perplexity
 from langneuron_eval.lmeval.results import metric as results_metric
 from langneuron_eval.lmeval.results import metric_stderr, write_results
 
 RunHook = Callable[[str], None]  # called with a label before each lm-eval run
+NONE = "none"  # the condition without intervention (per_document["nll"] key)
 
 # How a real pretrained model steers (docs/real_model.md, measured on Gemma-3-270m): the target language's neurons
 # set to their mean activation (x1) and no other language zeroed. The demo's x12 with the others zeroed (EvalConfig)
@@ -67,63 +71,123 @@ def params_text(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in params.items())
 
 
-@contextlib.contextmanager
-def _counting_tokens(lm: Any, counts: list[int]) -> Iterator[None]:
-    """Add the tokens of every rolling-loglikelihood request made inside the block to ``counts[0]``."""
-    original = getattr(lm, "loglikelihood_rolling", None)
-    if original is None or not hasattr(lm, "tok_encode"):
-        yield
-        return
-
-    def counted(requests: list[Any], *args: Any, **kwargs: Any) -> Any:
-        counts[0] += sum(len(lm.tok_encode(req.args[0])) for req in requests)
-        return original(requests, *args, **kwargs)
-
-    lm.loglikelihood_rolling = counted
-    try:
-        yield
-    finally:
-        del lm.loglikelihood_rolling  # the instance attribute; the class method shows again
-
-
 @dataclass
 class _PplRuns:
-    """How the matrix's runs are evaluated and where their lm-eval results go."""
+    """The matrix as (1 + #languages) lm-eval passes, each saved as an lm-eval results file (for the leaderboard)."""
 
     lm: Any
     langs: list[str]
     limit: int | None
     task_manager: Any
-    metric: str
-    results_dir: Path | None
+    results_dir: Path
     on_run: RunHook | None
-    tokens: list[int] = field(default_factory=lambda: [0])
     runs: int = 0
-    loaded: list[Any] | None = None  # Task objects, reused across runs when results are not kept
 
-    def scores(self, name: str, label: str) -> dict[str, float]:
-        """One lm-eval pass over every language's held-out text under the current intervention.
+    def nll(self, name: str, label: str) -> dict[str, list[float]]:
+        """One lm-eval pass over every language's held-out text under the current intervention: NLL per document.
 
-        When the lm-eval results are not kept (no ``results_dir``), the pass skips what only those files show:
-        the bootstrapped stderr of each perplexity (1000 resamples in a process pool), lm-eval's environment
-        report (subprocesses) and re-reading the tasks' documents (the tasks are loaded once and reused).
+        lm-eval reports no standard error for perplexity aggregations (nothing is bootstrapped); intervals come
+        from the per-document NLL (``langneuron_eval.evidence``).
         """
         if self.on_run is not None:
             self.on_run(label)
-        keep = self.results_dir is not None
-        tasks: list[Any] = [ppl_task(lang) for lang in self.langs]
-        if not keep:
-            if self.loaded is None:
-                self.loaded = list(self.task_manager.load(tasks)["tasks"].values())
-            tasks = self.loaded
-        count = _counting_tokens(self.lm, self.tokens) if self.runs == 0 else contextlib.nullcontext()
-        with count:
-            res = evaluation.evaluate(self.lm, tasks, limit=self.limit, task_manager=self.task_manager,
-                                      bootstrap_iters=1000 if keep else 0, environment=keep)
+        res = evaluation.evaluate(self.lm, [ppl_task(lang) for lang in self.langs], limit=self.limit,
+                                  task_manager=self.task_manager, bootstrap_iters=0, log_samples=True)
         self.runs += 1
-        if keep:
-            write_results(self.results_dir / name / "results_ppl.json", res, force=True)
-        return {lang: results_metric(res, ppl_task(lang), self.metric) for lang in self.langs}
+        samples = res.pop("samples", {})
+        write_results(self.results_dir / name / "results_ppl.json", res, force=True)
+        return {lang: [-float(np.ravel(s["filtered_resps"])[0])
+                       for s in sorted(samples[ppl_task(lang)], key=lambda s: s["doc_id"])] for lang in self.langs}
+
+
+def ppl_documents(task_manager: Any, langs: Sequence[str], limit: int | None) -> dict[str, list[str]]:
+    """The texts lm-eval's ``lang_ppl_<lang>`` tasks score (the first ``limit`` documents), per language."""
+    tasks = task_manager.load([ppl_task(lang) for lang in langs])["tasks"]
+    out = {}
+    for lang in langs:
+        task = tasks[ppl_task(lang)]
+        docs = task.eval_docs
+        n = len(docs) if limit is None else min(int(limit), len(docs))
+        out[lang] = [task.doc_to_target(docs[i]) for i in range(n)]
+    return out
+
+
+def _units(texts: dict[str, list[str]], metric: str) -> dict[str, list[int | None]]:
+    """Per document, what the metric normalises by: UTF-8 bytes (as lm-eval counts) or words (spaced scripts).
+
+    ``None`` per document where the metric is not defined (word perplexity of a language written without spaces).
+    """
+    if metric == "word_perplexity":
+        return {lang: [len(t.split()) if written_with_spaces(lang) else None for t in ts]
+                for lang, ts in texts.items()}
+    return {lang: [len(t.encode("utf-8")) for t in ts] for lang, ts in texts.items()}
+
+
+def _one_call(lm: Any, texts: dict[str, list[str]], conditions: list[str], labels: dict[str, str],
+              on_run: RunHook | None) -> tuple[dict[str, dict[str, list[float]]], int]:
+    """NLL per (condition, language, document), every condition in one engine call; and the scored tokens."""
+    edits = {c: () if c == NONE else (LanguageEdit("deactivate", c),) for c in conditions}
+    items = [(c, lang, t) for c in conditions for lang, ts in texts.items() for t in ts]
+    started = [0]
+
+    def on_batch(done: int, total: int) -> None:  # one progress step per condition's share of the windows
+        while on_run is not None and started[0] < len(conditions) and done >= started[0] * total / len(conditions):
+            on_run(labels[conditions[started[0]]])
+            started[0] += 1
+
+    on_batch(0, 1)
+    scores = lm.score_conditions([t for _, _, t in items], [c for c, _, _ in items], edits, on_batch=on_batch)
+    nll: dict[str, dict[str, list[float]]] = {c: {lang: [] for lang in texts} for c in conditions}
+    for (c, lang, _), score in zip(items, scores):
+        nll[c][lang].append(-score.loglikelihood)
+    return nll, sum(score.tokens for score in scores)
+
+
+def _change(log_row: float, log_base: float) -> float:
+    """``exp(log_row - log_base) - 1`` (the ratio of two perplexities minus one): inf past float range, never raises."""
+    d = log_row - log_base
+    if math.isnan(d):
+        return math.nan
+    return math.inf if d > 709.0 else math.expm1(d)
+
+
+def _cells(nll: dict[str, dict[str, list[float]]], units: dict[str, list[int | None]], langs: list[str],
+           baseline: dict[str, float] | None, metric: str, skip_rows: Sequence[str] = ()) -> dict[str, Any]:
+    """Perplexities, the matrix (``ppl_row / ppl_none - 1``, taken as ``exp(mean NLL difference) - 1`` so that it
+    stays finite when both perplexities overflow) and the reason of every value that is not finite."""
+    nonfinite: list[dict[str, str]] = []
+
+    def mean_nll(cond: str, lang: str) -> float:
+        u = units[lang]
+        if None in u or not sum(u):
+            return math.nan
+        return math.fsum(nll[cond][lang]) / sum(u)
+
+    def why(row: str, col: str, value: float, what: str) -> None:
+        if math.isfinite(value):
+            return
+        if None in units[col]:
+            reason = f"{metric} is not defined for {col}: it is written without spaces between words"
+        elif math.isnan(value):
+            reason = f"{what}: no units to normalise by, or a non-finite log-likelihood"
+        else:
+            reason = f"{what} exceeds the float range"
+        nonfinite.append({"row": row, "column": col, "reason": reason})
+
+    base_log = {c: (mean_nll(NONE, c) if baseline is None else (math.log(baseline[c]) if baseline[c] > 0 else math.nan))
+                for c in langs}
+    base = {c: perplexity(-base_log[c], 1) if math.isfinite(base_log[c]) else base_log[c] for c in langs}
+    for c in langs:
+        why(NONE, c, base[c], "the perplexity without intervention")
+    ppl, matrix = [], []
+    for r in langs:
+        logs = [base_log[c] if r in skip_rows else mean_nll(r, c) for c in langs]
+        ppl.append([perplexity(-v, 1) if math.isfinite(v) else v for v in logs])
+        matrix.append([_change(v, base_log[c]) for v, c in zip(logs, langs)])
+        for c, p, m in zip(langs, ppl[-1], matrix[-1]):
+            why(r, c, p, f"the perplexity with {r} deactivated")
+            why(r, c, m, "the relative change")
+    return {"baseline": base, "perplexity": ppl, "matrix": matrix, "nonfinite": nonfinite}
 
 
 def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_manager: Any = None,
@@ -132,34 +196,45 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_
                       on_run: RunHook | None = None) -> dict[str, Any]:
     """The perplexity-change matrix of a loaded ``LangNeuronLM`` whose neuron file covers ``langs``.
 
-    ``baseline`` (language -> perplexity without intervention, from an earlier call on the same model and
-    limit) skips the unsteered pass. With ``results_dir``, each pass's lm-eval results are saved as
-    ``results_dir/<base|tag>-<mode>-<lang>/results_ppl.json`` for the leaderboard. Rows in ``skip_rows``
-    (languages without neurons: deactivating nothing changes nothing) are the baseline without a run.
-    Returns ``baseline``, ``perplexity`` (rows x columns), ``matrix``, ``seconds``, ``runs``, ``tokens``
-    (scored tokens over all runs) and ``tokens_per_second``.
+    Without ``results_dir`` every condition (no intervention, and each language's neurons deactivated) is scored
+    in ONE engine call (:meth:`LangNeuronLM.score_conditions`): rows of a batch carry different interventions, each
+    document is tokenised once. With ``results_dir``, the conditions run as lm-eval passes (through the same engine)
+    whose results are saved as ``results_dir/<base|tag>-<mode>-<lang>/results_ppl.json`` for the leaderboard.
+    ``baseline`` (language -> perplexity without intervention, from an earlier call on the same model and limit)
+    skips the unsteered condition. Rows in ``skip_rows`` (languages without neurons) are the baseline.
+
+    Returns ``baseline``, ``perplexity`` (rows x columns), ``matrix`` (``ppl(col | deactivate row) / ppl(col) - 1``),
+    ``nonfinite`` (``[{row, column, reason}]`` for every value that is inf or NaN; ``row`` "none" = baseline),
+    ``per_document`` (``{"units": {lang: [bytes or words]}, "nll": {"none"|row: {lang: [NLL in nats]}}}``, documents
+    in the same order everywhere; a unit is ``None`` where the metric is undefined), ``seconds``, ``runs`` (conditions
+    scored), ``tokens`` (scored over all conditions) and ``tokens_per_second``.
     """
-    runs = _PplRuns(lm, list(langs), limit, task_manager or evaluation.make_task_manager(), metric, results_dir,
-                    on_run)
+    tm = task_manager or evaluation.make_task_manager()
+    langs = list(langs)
     started = time.perf_counter()
-    if baseline is None:
+    texts = ppl_documents(tm, langs, limit)
+    rows = [r for r in langs if r not in skip_rows]
+    conditions = ([NONE] if baseline is None else []) + rows
+    labels = {NONE: "no intervention", **{r: f"deactivating {r} neurons ({len(lm.neuron_file.units(r))} units)"
+                                         for r in rows}}
+    if results_dir is None:
+        nll, tokens = _one_call(lm, texts, conditions, labels, on_run)
+    else:
+        runs = _PplRuns(lm, langs, limit, tm, results_dir, on_run)
+        nll = {}
+        for c in conditions:
+            lm.set_intervention(mode="none") if c == NONE else lm.set_intervention(mode="deactivate", lang=c)
+            nll[c] = runs.nll("base-none-ppl" if c == NONE else f"base-{tag}-deactivate-{c}", labels[c])
         lm.set_intervention(mode="none")
-        baseline = runs.scores("base-none-ppl", "no intervention")
-    rows: dict[str, dict[str, float]] = {}
-    for row in langs:
-        if row in skip_rows:
-            rows[row] = dict(baseline)
-            continue
-        lm.set_intervention(mode="deactivate", lang=row)
-        rows[row] = runs.scores(f"base-{tag}-deactivate-{row}",
-                                f"deactivating {row} neurons ({len(lm.neuron_file.units(row))} units)")
-    lm.set_intervention(mode="none")
+        tokens = sum(len(lm.tok_encode(t)) for ts in texts.values() for t in ts) * len(conditions)
+    for r in skip_rows:  # nothing deactivated: the documents' NLL is the baseline's
+        if r in langs and NONE in nll:
+            nll[r] = nll[NONE]
+    units = _units(texts, metric)
+    cells = _cells(nll, units, langs, baseline, metric, skip_rows)
     seconds = time.perf_counter() - started
-    tokens = runs.tokens[0] * runs.runs  # every run scores the same documents
-    return {"baseline": baseline, "perplexity": [[rows[r][c] for c in langs] for r in langs],
-            "matrix": [[rows[r][c] / baseline[c] - 1.0 for c in langs] for r in langs],
-            "seconds": round(seconds, 2), "runs": runs.runs, "tokens": tokens,
-            "tokens_per_second": tokens / seconds if seconds > 0 else 0.0}
+    return {**cells, "per_document": {"units": units, "nll": nll}, "seconds": round(seconds, 2),
+            "runs": len(conditions), "tokens": tokens, "tokens_per_second": tokens / seconds if seconds > 0 else 0.0}
 
 
 def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any, results_dir: Path, tag: str,

@@ -29,6 +29,8 @@ import torch
 from langneuron_eval.core.corpus import resolve_corpus
 from langneuron_eval.core.fingerprint import NeuronSites
 from langneuron_eval.core.interventions import Intervention, LanguageEdit
+from langneuron_eval.core.moe import MoELayout, discover_moe
+from langneuron_eval.core.moe_record import has_moe_layers, moe_sites
 from langneuron_eval.core.recorder import RecordConfig, record
 from langneuron_eval.core.sites import FFN_SITES, resolve_sites
 from langneuron_eval.detectors.runner import run_detector
@@ -51,6 +53,7 @@ class TypeCheck:
     reason: str = ""
     sites: dict[str, str] = field(default_factory=dict)
     gated: bool | None = None
+    moe: bool = False  # mixture-of-experts: units inside the experts (docs/moe.md)
 
 
 @dataclass
@@ -98,8 +101,41 @@ def _build(check: TypeCheck) -> tuple[Any, Any] | None:
     return None
 
 
+def _moe_cell(layout: MoELayout, site: str) -> str:
+    """The experts module path (layer index as ``{layer}``), the experts' shape and gate, the shared expert."""
+    first = layout.moe_layers[0]
+    path = first.experts.replace(f"{layout.layers_path}.{first.layer}.", f"{layout.layers_path}.{{layer}}.", 1)
+    gate = first.gate.name if first.gate else "gate not recognised"
+    shared = f" + shared {layout.shared_width}" if layout.shared_width else ""
+    dense = f"; dense layers {list(layout.other_layers)}" if layout.other_layers else ""
+    return f"{path} ({layout.num_experts} x {layout.expert_width}, {gate}{shared}{dense})"
+
+
+def _resolve_moe(check: TypeCheck, model: Any) -> NeuronSites | None:
+    """A mixture-of-experts model: expert sites (or one refusal line)."""
+    check.moe = True
+    try:
+        layout = discover_moe(model)
+    except LangNeuronError as e:
+        check.status, check.reason = REFUSED, str(e)
+        return None
+    found: dict[str, NeuronSites] = {}
+    for site in FFN_SITES:
+        try:
+            found[site] = moe_sites(model, site)
+            check.sites[site] = _moe_cell(layout, site)
+        except LangNeuronError as e:
+            check.sites[site] = f"refused: {e}"
+    if not found:
+        check.status, check.reason = REFUSED, check.sites["act_out"][len("refused: "):]
+        return None
+    return found.get("act_out") or found["down_in"]
+
+
 def _resolve(check: TypeCheck, model: Any) -> NeuronSites | None:
     """Both sites' modules (or refusal lines); the sites recorded: act_out, else down_in."""
+    if has_moe_layers(model):
+        return _resolve_moe(check, model)
     found: dict[str, NeuronSites] = {}
     for site in FFN_SITES:
         try:
@@ -139,6 +175,12 @@ def _runs_plain(check: TypeCheck, model: Any, tok: Any) -> bool:
         return False
 
 
+def _edit_calls(iv: Intervention) -> int:
+    """Site tensors edited so far, expert tensors of a mixture-of-experts model included."""
+    moe = getattr(iv, "_moe", None)
+    return iv.edit_calls + (moe.edit_calls if moe is not None else 0)
+
+
 def _intervene(model: Any, tok: Any, neurons: Any) -> str:
     """Deactivate en + activate zh in a forward and a generate; '' if the edits fire and leave no trace."""
     enc = _sample(tok)
@@ -148,10 +190,10 @@ def _intervene(model: Any, tok: Any, neurons: Any) -> str:
         iv = Intervention(model, neurons, edits)
         with iv:
             during = model(**enc).logits
-        forward_calls = iv.edit_calls
+        forward_calls = _edit_calls(iv)
         with iv, iv.generating():
             model.generate(**enc, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
-        generate_calls = iv.edit_calls - forward_calls
+        generate_calls = _edit_calls(iv) - forward_calls
         after = model(**enc).logits
     if not any(neurons.counts().values()):
         return "LAPE selected no neurons"
@@ -232,8 +274,10 @@ def render_markdown(checks: list[TypeCheck]) -> str:
         "",
         f"- **works: {len(by[WORKS])}** ({len(down_only)} of them at `down_in` only: their activation is a "
         "function call or a module shared by all layers)",
-        f"- **refused: {len(by[REFUSED])}** (mixture-of-experts layers, state-space/recurrent blocks without an "
-        "MLP, several layer stacks, positions added inside the model)",
+        f"- **refused: {len(by[REFUSED])}** (state-space/recurrent blocks without an MLP, experts outside a fused "
+        "experts module, several layer stacks, positions added inside the model)",
+        f"- of the types that work, {sum(c.moe for c in by[WORKS])} are mixture-of-experts models: their units are "
+        "inside the experts (module `experts`, experts x units per expert, gate; docs/moe.md)",
         f"- **not testable here: {len(by[NOT_TESTABLE])}** (no tiny model of them could be built, or run without hooks, offline)",
         f"- **fails: {len(by[FAILS])}**",
         "",
@@ -243,7 +287,7 @@ def render_markdown(checks: list[TypeCheck]) -> str:
         "|---|---|---|---|---|",
     ]
     for c in by[WORKS]:
-        kind = {True: "gated", False: "ungated", None: "?"}[c.gated]
+        kind = "MoE" if c.moe else {True: "gated", False: "ungated", None: "?"}[c.gated]
         out.append(f"| {c.model_type} | {c.class_name} | {_site_cell(c.sites.get('act_out', 'refused'))} | "
                    f"{_site_cell(c.sites.get('down_in', 'refused'))} | {kind} |")
     for status, title in ((REFUSED, "Refused"), (NOT_TESTABLE, "Not testable here"), (FAILS, "Fails")):
