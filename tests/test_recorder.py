@@ -182,7 +182,7 @@ def _poisoned(where, layer=1):
 def test_non_finite_activations_at_counted_tokens_stop_with_layer_and_counts(tiny_corpus_dir):
     from langneuron_eval.errors import LangNeuronError
 
-    model, tok = _poisoned(lambda ids, attention: (ids % 7 == 0) & (attention > 0))
+    model, tok = _poisoned(lambda ids, attention: (ids % 7 == 0) | (attention == 0))  # padding too: not counted
     sources = resolve_corpus([str(tiny_corpus_dir)], ["en", "de"])
     # brute force: the counted tokens of the first chunk (all of en) whose id is a multiple of 7
     enc = tok(TINY_CORPUS["en"], return_special_tokens_mask=True)
