@@ -15,15 +15,17 @@
   written here independently: model load plus (K+1) plain batched forward passes with a full log-softmax over the
   same documents (rolling windows of one window each, batches of ``--plain-batch`` documents sorted by length), on
   the demo model and on a saved random-init model of the Gemma-3-270m shape (``--matrix-models demo,gemma``).
-* **steering**: generated tokens per second of ``LangNeuronLM.generate_until`` with an ``activate`` intervention
-  (positions=all) against a plain batched ``model.generate`` of the same BOS-only prompts, greedy, exactly
-  ``--new-tokens`` tokens each (``min_new_tokens``), on the demo model.
+* **steering**: generated tokens per second of the batched steering path (``LangNeuronLM.generate_until`` inside
+  ``task_interventions``: the six demo languages' ``lang_steer`` requests in one ``generate`` call, each row
+  activating its own language's neurons, ``--positions``) against one call per language under the model-wide
+  intervention and against a plain batched ``model.generate`` of the same BOS-only prompts; greedy, exactly
+  ``--new-tokens`` tokens each (``min_new_tokens``), on the demo model, median of ``--repeats``.
 
     PYTHONPATH=. python benchmarks/bench_engine.py --part all                        # every part
     PYTHONPATH=. python benchmarks/bench_engine.py --part speed --limit 100 --repeats 3
     PYTHONPATH=. python benchmarks/bench_engine.py --part memory --batch 16 --length 256 [--device cuda]
     PYTHONPATH=. python benchmarks/bench_engine.py --part matrix --matrix-models demo,gemma --limit 100
-    PYTHONPATH=. python benchmarks/bench_engine.py --part steering --prompts 32 --new-tokens 32
+    PYTHONPATH=. python benchmarks/bench_engine.py --part steering --prompts 36 --new-tokens 32 [--positions generated]
 """
 
 from __future__ import annotations
@@ -240,31 +242,67 @@ def matrix(models: list[str], limit: int, plain_batch: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ steering
-def steering(n_prompts: int, new_tokens: int) -> None:
-    import tempfile
-
+def _steer_requests(tasks: list[str], per_task: int, gen: dict[str, Any]) -> list[Any]:
+    """BOS-only generation requests, ``per_task`` for each task (lm-eval fills ``task_name`` from the metadata)."""
     from lm_eval.api.instance import Instance
 
+    return [Instance("generate_until", {}, ("", dict(gen)), i, metadata=(task, i, 1))
+            for task in tasks for i in range(per_task)]
+
+
+def steering(n_prompts: int, new_tokens: int, repeats: int, positions: str) -> None:
+    """Generated tokens/s: every language's steered rows in shared ``generate`` calls against plain ``generate``."""
+    import tempfile
+
     from langneuron_eval.core import demo_assets
+    from langneuron_eval.core.interventions import InterventionSpec
     from langneuron_eval.languages import DEMO_LANGUAGES
     from langneuron_eval.lmeval import evaluation
 
+    langs = list(DEMO_LANGUAGES)
+    per_task = max(1, n_prompts // len(langs))
+    n = per_task * len(langs)
     model_dir = str(demo_assets.base_model_path())
     with tempfile.TemporaryDirectory() as tmp:
-        neurons = _random_neurons(model_dir, list(DEMO_LANGUAGES), os.path.join(tmp, "n.json"))
-        lm = evaluation.load_model(model_dir, neurons, batch_size=n_prompts)
-    lm.set_intervention(mode="activate", lang=DEMO_LANGUAGES[0], value=1.0, strength=2.0)
+        neurons = _random_neurons(model_dir, langs, os.path.join(tmp, "n.json"))
+        lm = evaluation.load_model(model_dir, neurons, batch_size=n)
+    tasks = [f"lang_steer_{lang}" for lang in langs]
+    specs = {t: InterventionSpec.from_args("activate", lang, 1.0, 2.0, positions) for t, lang in zip(tasks, langs)}
     gen = {"until": [], "max_gen_toks": new_tokens, "min_new_tokens": new_tokens, "do_sample": False}
-    reqs = [Instance("generate_until", {}, ("", dict(gen)), i) for i in range(n_prompts)]
-    steered, _ = _timed(lambda: lm.generate_until(reqs, disable_tqdm=True))
-    ids = torch.full((n_prompts, 1), int(lm.prefix_token_id), dtype=torch.long)
-    with torch.no_grad():
-        plain, _ = _timed(lambda: lm.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                                    max_new_tokens=new_tokens, min_new_tokens=new_tokens))
-    tokens = n_prompts * new_tokens
-    print(f"steering on the demo model: {n_prompts} prompts x {new_tokens} tokens: lm-eval generate_until with "
-          f"activate {tokens / steered:.0f} tokens/s, plain batched generate {tokens / plain:.0f} tokens/s, "
-          f"ratio {plain / steered:.2f}")
+
+    def batched() -> list[str]:
+        with lm.task_interventions(specs):
+            return lm.generate_until(_steer_requests(tasks, per_task, gen), disable_tqdm=True)
+
+    def one_by_one() -> list[str]:
+        out = []
+        for task, lang in zip(tasks, langs):
+            lm.set_intervention(mode="activate", lang=lang, value=1.0, strength=2.0, positions=positions)
+            out += lm.generate_until(_steer_requests([task], per_task, gen), disable_tqdm=True)
+        lm.set_intervention(mode="none")
+        return out
+
+    def plain() -> Any:
+        ids = torch.full((n, 1), int(lm.prefix_token_id), dtype=torch.long)
+        with torch.no_grad():
+            return lm.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+
+    methods = {"batched steering": batched, "one language per call": one_by_one, "plain generate": plain}
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    outputs: dict[str, Any] = {}
+    for r in range(repeats):
+        for name in (list(methods) if r % 2 == 0 else list(methods)[::-1]):
+            seconds, outputs[name] = _timed(methods[name])
+            times[name].append(seconds)
+    tokens = n * new_tokens
+    rate = {name: tokens / statistics.median(ts) for name, ts in times.items()}
+    print(f"steering on the demo model: {len(langs)} languages x {per_task} BOS-only prompts x {new_tokens} tokens, "
+          f"greedy, positions={positions}, {torch.get_num_threads()} threads, median of {repeats}")
+    for name, tps in rate.items():
+        print(f"  {name:<22} {tps:8.0f} generated tokens/s  {tps / rate['plain generate']:5.2f}x plain generate")
+    same = outputs["batched steering"] == outputs["one language per call"]
+    print(f"  batched outputs identical to one language per call: {same}")
 
 
 def main() -> None:
@@ -280,7 +318,9 @@ def main() -> None:
     p.add_argument("--hf-memory", action="store_true", help="memory: measure hf's peak on the same batch too")
     p.add_argument("--matrix-models", default="demo,gemma", help="matrix: demo and/or gemma")
     p.add_argument("--plain-batch", type=int, default=16, help="matrix: documents per plain forward pass")
-    p.add_argument("--prompts", type=int, default=32, help="steering: prompts generated together")
+    p.add_argument("--prompts", type=int, default=36, help="steering: prompts generated together (split evenly "
+                   "over the six demo languages, one steering task each)")
+    p.add_argument("--positions", choices=["all", "generated"], default="all", help="steering: edited positions")
     p.add_argument("--new-tokens", type=int, default=32, help="steering: tokens generated per prompt")
     args = p.parse_args()
     parts = {"both": {"speed", "memory"}, "all": {"speed", "memory", "matrix", "steering"}}.get(args.part, {args.part})
@@ -291,7 +331,7 @@ def main() -> None:
     if "matrix" in parts:
         matrix([m.strip() for m in args.matrix_models.split(",") if m.strip()], args.limit, args.plain_batch)
     if "steering" in parts:
-        steering(args.prompts, args.new_tokens)
+        steering(args.prompts, args.new_tokens, args.repeats, args.positions)
 
 
 if __name__ == "__main__":

@@ -158,21 +158,23 @@ class Steps:
     def step(self, name: str, **sizes: Any) -> Iterator[dict[str, Any]]:
         log(f"step {name} {sizes if sizes else ''}")
         record: dict[str, Any] = {"sizes": sizes}
-        started = time.perf_counter()
+        started, computed = time.perf_counter(), COMPUTED[0]
         yield record
         record["seconds"] = round(time.perf_counter() - started, 1)
-        if not record.pop("reused", False):
+        if COMPUTED[0] > computed or name not in self.done:  # a step whose work was all reused keeps its time
             self.done[name] = record
             self.path.write_text(json.dumps(self.done, indent=1), encoding="utf-8")
 
 
-def cached(path: Path, compute: Callable[[], Any], record: dict[str, Any] | None = None) -> Any:
+COMPUTED = [0]  # pieces of work computed (not reused) in this process: a step that computed none keeps its time
+
+
+def cached(path: Path, compute: Callable[[], Any]) -> Any:
     """JSON result of an earlier run of this step under ``path``, or ``compute()`` written there."""
     if path.is_file():
         log(f"reusing {path} (delete it to measure again)")
-        if record is not None:
-            record["reused"] = True
         return json.loads(path.read_text(encoding="utf-8"))
+    COMPUTED[0] += 1
     value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value), encoding="utf-8")
@@ -205,11 +207,12 @@ def cached_directory(gguf_file: Path, directory: Path) -> None:
     save_as_directory(gguf_file, directory, force=True)
 
 
-def langneuron(*argv: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run one ``langneuron`` command in a fresh process, as a user would."""
+def langneuron(*argv: Any, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run one ``langneuron`` command in a fresh process, as a user would (``quiet``: its output is captured)."""
     cmd = [sys.executable, "-m", "langneuron_eval.cli.main", *[str(a) for a in argv]]
     log("$ langneuron " + " ".join(str(a) for a in argv))
-    return subprocess.run(cmd, check=check, text=True, stderr=None if check else subprocess.PIPE)
+    pipe = subprocess.PIPE if quiet else None
+    return subprocess.run(cmd, check=check, text=True, stdout=pipe, stderr=pipe)
 
 
 def _param(v: Any) -> str:
@@ -234,12 +237,14 @@ def record_and_detect(cfg: RealConfig, model_dir: Path, corpus: Path, out: Path)
     """``langneuron record`` (reused when its file exists), then ``langneuron detect`` for every neuron file."""
     stats = out / "stats.safetensors"
     if not stats.is_file():
+        COMPUTED[0] += 1
         langneuron("record", "--model", model_dir, "--corpus", corpus / "detect", "--langs", ",".join(cfg.langs),
                    "--sentence-means", "--max-sentences", cfg.detect_docs, "--max-length", cfg.detect_max_length,
                    "--batch-size", cfg.batch_size, "--out", stats, "--force", "--no-progress")
     for name, spec in detector_params(cfg).items():
         target = out / "neurons" / f"{name}.json"
         if not target.is_file():
+            COMPUTED[0] += 1
             args = [a for k, v in spec["params"].items() for a in ("--param", f"{k}={_param(v)}")]
             langneuron("detect", "--stats", stats, "--method", spec["method"], *args, "--out", target, "--force")
 
@@ -405,20 +410,23 @@ def write_ppl_matrix(cfg: RealConfig, found: dict[str, Any], out: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------ the sweep
 def sweep_available() -> bool:
-    res = langneuron("sweep", "--help", check=False)
+    res = langneuron("sweep", "--help", check=False, quiet=True)
     return res.returncode == 0
 
 
-def read_sweep_choice(path: Path) -> Setting:
+def read_sweep_choice(path: Path) -> Setting | str:
     """The overall setting ``langneuron sweep`` chose on the dev half, from its ``sweep.json``.
 
     The setting is ``overall.setting`` (``strength``, ``value``, ``deactivate_others``, ``positions``; issue #24's
-    layout); ``chosen.overall`` and ``deactivate: "others"`` are read too.
+    layout); ``chosen.overall`` and ``deactivate: "others"`` are read too. Returns the sweep's reason (a string)
+    when it chose no overall setting (none within its damage budget for every language).
     """
     body = json.loads(path.read_text(encoding="utf-8"))
     overall = body.get("overall")
     if overall is None and isinstance(body.get("chosen"), dict):
         overall = body["chosen"].get("overall")
+    if isinstance(overall, dict) and "setting" in overall and overall["setting"] is None:
+        return str(overall.get("reason", "the sweep chose no overall setting"))
     if isinstance(overall, dict) and isinstance(overall.get("setting"), dict):
         overall = overall["setting"]
     if not isinstance(overall, dict) or "strength" not in overall:
@@ -435,6 +443,7 @@ def choose_setting(cfg: RealConfig, model_dir: Path, out: Path) -> tuple[Setting
         return cfg.declared_setting, {"origin": "declared on the command line"}
     target = out / "sweep" / "sweep.json"
     if not target.is_file():
+        COMPUTED[0] += 1
         if not sweep_available():
             raise SystemExit("`langneuron sweep` is not available in this install (issue #24); rerun when it is, "
                              "or pass --declared VALUE,STRENGTH[,others] to steer with a setting declared up front")
@@ -442,7 +451,12 @@ def choose_setting(cfg: RealConfig, model_dir: Path, out: Path) -> tuple[Setting
                    "--langs", ",".join(cfg.langs), "--strengths", cfg.sweep_strengths, "--values", cfg.sweep_values,
                    "--deactivate-others", cfg.sweep_deactivate, "--family", STEER_FAMILY, "--limit", cfg.sweep_limit,
                    "--batch-size", cfg.batch_size, "--out", out / "sweep", "--force")
-    return read_sweep_choice(target), {"origin": "langneuron sweep", "file": str(target)}
+    choice = read_sweep_choice(target)
+    if isinstance(choice, str):  # nothing within the sweep's damage budget: steer with the lm-eval defaults, said so
+        log(f"warning: {target}: {choice}; steering LAPE with the declared default (mean, x1) instead")
+        return Setting("lape", origin=f"declared: the sweep chose none ({choice})"), {
+            "origin": "langneuron sweep chose none", "reason": choice, "file": str(target)}
+    return choice, {"origin": "langneuron sweep", "file": str(target)}
 
 
 # ------------------------------------------------------------------------------------------- steering
@@ -457,7 +471,7 @@ def steer_outcomes(lm: Any, tm: Any, langs: Sequence[str], cfg: RealConfig, save
     tasks = [steer_task(lang, fam) for lang in langs for fam in FAMILIES.values()]
     res = evaluation.evaluate(lm, tasks, limit=cfg.steer_generations, task_manager=tm, log_samples=True,
                               gen_kwargs={"max_gen_toks": cfg.max_gen_toks}, seeds=TEST_SEEDS,
-                              bootstrap_iters=0, environment=False)
+                              bootstrap_iters=0, environment=True)  # the leaderboard needs lm_eval_version
     write_results(save, {k: v for k, v in res.items() if k != "samples"}, force=True)
     found: dict[str, Any] = {}
     for lang in langs:
@@ -706,6 +720,12 @@ def steering_claims(cfg: RealConfig, runs: dict[str, Any]) -> list[Claim]:
     return claims
 
 
+def bounded_mean(values: Sequence[float], confidence: float) -> Interval:
+    """t interval of a metric that lives in [0, 1] (distinct-2, repetition), clipped to [0, 1]."""
+    iv = mean_interval(values, confidence)
+    return replace(iv, low=max(0.0, iv.low), high=min(1.0, iv.high)) if iv.defined else iv
+
+
 def damage_note(runs: dict[str, Any], det: str, fam: str, langs: Sequence[str], cfg: RealConfig) -> str:
     """Degenerate share and distinct-2 of the steered and the unsteered generations, pooled over languages."""
     parts = []
@@ -716,7 +736,7 @@ def damage_note(runs: dict[str, Any], det: str, fam: str, langs: Sequence[str], 
             iv = rate_interval(int(sum(deg)), len(deg), cfg.confidence)
             parts.append(f"{name}: degenerate {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]")
         if "distinct_2" in outs[0]:
-            d2 = mean_interval([x for o in outs for x in o["distinct_2"]], cfg.confidence)
+            d2 = bounded_mean([x for o in outs for x in o["distinct_2"]], cfg.confidence)
             parts.append(f"distinct-2 {d2.value:.2f} [{d2.low:.2f}, {d2.high:.2f}]")
     return "; ".join(parts)
 
@@ -767,6 +787,9 @@ def report(cfg: RealConfig, found: dict[str, Any]) -> str:
     if "steering" in found:
         lines += ["", "## Steering on the test half: lang_rate [Wilson interval] per language", ""]
         lines += steering_table(cfg, found["steering"])
+        lines += ["", "Success and damage, pooled over languages [95% interval]:", ""] + damage_table(cfg, found["steering"])
+    if "sweep" in found:
+        lines += ["", "## The steering setting", ""] + sweep_markdown(found["sweep"])
     if "layers" in found:
         lines += ["", "## Units per layer (all languages)", ""] + layers_markdown(found["layers"], cfg)
     lines += ["", "## Corpus (documents per language and split)", "", found.get("corpus_table", "-"), "",
@@ -786,6 +809,39 @@ def steering_table(cfg: RealConfig, runs: dict[str, Any]) -> list[str]:
                 cells.append(_iv(rate_interval(int(sum(x)), len(x), cfg.confidence), "{:.2f}"))
             rows.append([name, fam, *cells])
     return _table(["setting", "prompt", *cfg.langs], rows)
+
+
+def damage_table(cfg: RealConfig, runs: dict[str, Any]) -> list[str]:
+    """Pooled over languages, per setting and prompt family: success and damage metrics with intervals."""
+    rows = []
+    for name, run in runs.items():
+        for fam in FAMILIES:
+            outs = [run["outcomes"][lang][fam] for lang in cfg.langs]
+            cells = []
+            for metric in ("lang_rate", "on_target_fluent", "degenerate"):
+                x = [v for o in outs for v in o.get(metric, [])]
+                cells.append(_iv(rate_interval(int(sum(x)), len(x), cfg.confidence), "{:.2f}") if x else "-")
+            for metric in ("distinct_2", "repetition_4"):
+                x = [v for o in outs for v in o.get(metric, [])]
+                cells.append(_iv(bounded_mean(x, cfg.confidence), "{:.2f}") if x else "-")
+            setting = Setting(**run["setting"]).name if run["setting"] else "-"
+            rows.append([name, setting, fam, *cells])
+    return _table(["run", "setting", "prompt", "lang_rate", "on_target_fluent", "degenerate", "distinct-2",
+                   "repetition-4"], rows)
+
+
+def sweep_markdown(sweep: dict[str, Any]) -> list[str]:
+    """The setting the sweep chose on the dev half, and its own test-half figures per language."""
+    lines = [f"Setting: {sweep.get('setting', '-')} ({sweep.get('origin', '-')})."]
+    path = Path(sweep["file"]) if sweep.get("file") else None
+    if path is None or not path.is_file():
+        return lines
+    overall = json.loads(path.read_text(encoding="utf-8")).get("overall") or {}
+    rows = [[lang, *[_iv(t[m], "{:.2f}") if isinstance(t.get(m), dict) else "-"
+                     for m in ("lang_rate", "on_target_fluent", "distinct_2", "judge_ppl")]]
+            for lang, t in (overall.get("test") or {}).items()]
+    return lines + ["", f"The sweep's own test half (`{path}`, BOS prompt):", ""] + _table(
+        ["language", "lang_rate", "on_target_fluent", "distinct-2", "judge ppl ratio"], rows)
 
 
 def layers_markdown(layers: dict[str, Any], cfg: RealConfig) -> list[str]:
@@ -816,11 +872,13 @@ def build_claims(cfg: RealConfig, found: dict[str, Any]) -> list[Claim]:
 def leaderboard(cfg: RealConfig, out: Path, publish: Path | None) -> dict[str, int]:
     """``langneuron leaderboard`` over the run's lm-eval results, matrix and neuron files (also into ``publish``)."""
     neurons = [out / "neurons" / f"{m}.json" for m in ("lape", "kojima_ap", "zhang", "random0")]
+    sweep = out / "sweep" / "sweep.json"
+    extra = ["--sweep", sweep] if sweep.is_file() else []
     codes = {}
     for target in [out / "leaderboard"] + ([publish] if publish else []):
         codes[str(target)] = langneuron(
             "leaderboard", out / "results", "--out", target, "--ppl-matrix", out / "ppl" / "lape" / "ppl_matrix.json",
-            "--neurons", *neurons, "--title", "Language neurons of Gemma-3-270m (Q4_K_M GGUF, dequantised)",
+            "--neurons", *neurons, *extra, "--title", "Language neurons of Gemma-3-270m (Q4_K_M GGUF, dequantised)",
             "--description", f"benchmarks/real_model.py: gettext messages and man pages in {len(cfg.langs)} "
             f"languages ({', '.join(cfg.langs)}); {cfg.ppl_docs} held-out documents per language; "
             f"{cfg.steer_generations} test-half generations per task and setting.", "--force", check=False).returncode
@@ -863,6 +921,7 @@ def run(cfg: RealConfig, out: Path, publish: Path | None = None) -> dict[str, An
     if "sweep" in cfg.steps:
         with steps.step("sweep", limit=cfg.sweep_limit, strengths=cfg.sweep_strengths, values=cfg.sweep_values):
             lape_setting, found["sweep"] = choose_setting(cfg, model_dir, out)
+            found["sweep"]["setting"] = lape_setting.name
     else:
         lape_setting = cfg.declared_setting or Setting("lape", origin="declared (no sweep step)")
     if "steering" in cfg.steps:

@@ -95,16 +95,18 @@ _SIZES = {  # attribute -> tiny value; widths are distinct so that shapes identi
     "hidden_size": 32, "n_embd": 32, "d_model": 32, "embed_dim": 32, "n_embed": 32, "dim": 32,
     "intermediate_size": 48, "ffn_dim": 48, "n_inner": 48, "d_ff": 48, "decoder_ffn_dim": 48,
     "encoder_ffn_dim": 48, "ffn_hidden_size": 48, "d_inner": 48, "dff": 48, "dim_ff": 48,
-    "moe_intermediate_size": 40, "shared_expert_intermediate_size": 40,
+    "moe_intermediate_size": 40, "shared_expert_intermediate_size": 40, "shared_experts_intermediate_size": 40,
     "num_attention_heads": 4, "n_head": 4, "num_heads": 4, "n_heads": 4, "decoder_attention_heads": 4,
     "encoder_attention_heads": 4, "attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
     "num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
+    "num_experts_per_token": 2,
     "d_head": 8, "d_kv": 8, "mamba_n_heads": 4, "mamba_d_head": 16, "mamba_d_state": 16, "mamba_n_groups": 1,
     "num_kv_shared_layers": 0, "rotary_dim": 4, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 8,
     "kv_lora_rank": 16, "q_lora_rank": 16, "first_k_dense_replace": 1, "num_blocks": 2, "feed_forward_size": 48,
     "mamba_d_ssm": 64, "chunk_size": 16,
 }
 _FILL_NONE = {"head_dim": 8, "num_key_value_heads": 2}  # defaults left None that some models read directly
+_EXPERT_GROUPS = ("n_group", "num_expert_group")  # group-limited routing (DeepSeek-V3 style): groups of experts
 # Config fields a few types need beyond the generic shrink (validators tie them to the sizes above).
 TYPE_FIXES: dict[str, dict[str, Any]] = {
     "dory": {"n_input_layers": 1, "n_recurrent_layers": 0, "n_output_layers": 1},
@@ -118,6 +120,8 @@ TYPE_FIXES: dict[str, dict[str, Any]] = {
     "youtu": {"num_key_value_heads": 4},
     "xlstm": {"embedding_dim": 32, "num_blocks": 2, "qk_dim_factor": 0.5, "v_dim_factor": 1.0},
     "gemma4_assistant": {"hidden_size_per_layer_input": 0},
+    "deepseek_v2": {"num_experts_per_tok": 2},  # None by default: the router's top-k would be None
+    "bailing_hybrid": {"linear_num_heads": 4, "linear_head_dim": 8},  # its linear attention: 32 x 128 otherwise
     "cohere_compass_text": {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e4},
                                                 "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}},
 }
@@ -147,8 +151,10 @@ def _shrink(d: dict[str, Any], tok: Any, depth: int = 0) -> dict[str, Any]:
     for name in _LAYER_COUNTS:
         if isinstance(d.get(name), int):
             d[name] = 2
+    original = dict(d)
     d.update({n: v for n, v in _SIZES.items() if isinstance(d.get(n), int)})
     d.update({n: v for n, v in _FILL_NONE.items() if n in d and d[n] is None})
+    _tie_moe_and_mla(d, original)
     if old_layers:  # per-layer lists (layer_types, ...) keep their first and last entries: both kinds of a hybrid
         d.update({n: [v[0], v[-1]] for n, v in d.items() if isinstance(v, list) and len(v) == old_layers})
     if isinstance(d.get("per_layer_config"), dict):
@@ -167,6 +173,25 @@ def _shrink(d: dict[str, Any], tok: Any, depth: int = 0) -> dict[str, Any]:
     if "is_decoder" in d:
         d["is_decoder"] = True
     return d
+
+
+def _tie_moe_and_mla(d: dict[str, Any], original: dict[str, Any]) -> None:
+    """Fields that must agree with the shrunk sizes, which the generic shrink would break.
+
+    * Multi-head latent attention (``kv_lora_rank``) has as many key/value heads as query heads; its
+      attention reads ``num_key_value_heads`` as the head count, so it follows ``num_attention_heads``.
+    * Group-limited routing splits the (4) experts into groups: 2 groups of 2, of which the router keeps 1.
+      Configs with a single group are left alone.
+    """
+    heads = d.get("num_attention_heads")
+    if (isinstance(d.get("kv_lora_rank"), int) and isinstance(heads, int)
+            and original.get("num_key_value_heads") == original.get("num_attention_heads")):
+        d["num_key_value_heads"] = heads
+    for name in _EXPERT_GROUPS:
+        if isinstance(d.get(name), int) and d[name] > 1:
+            d[name] = 2
+            if isinstance(d.get("topk_group"), int):
+                d["topk_group"] = 1
 
 
 def _assign(cfg: Any, values: dict[str, Any]) -> None:

@@ -164,14 +164,16 @@ def test_first_screen_is_the_detector_ranking(browser, demo_page, tmp_path, wind
     # window frame, so the phone case is checked at <= 500 px (the page's narrow layout starts at 600)
     width, height = first["viewport_width"], first["viewport_height"]
     assert (width <= 500) if window.startswith("390") else (width == 1280 and height >= 600)
-    assert "view" in first["className"] and first["headers"][:3] == ["Rank", "Detector", "Score"]
-    assert first["first_column"] == ["1", "2", "–", "floor"]
+    assert "view" in first["className"] and first["headers"][:5] == ["Rank", "Detector", "Score", "vs leader",
+                                                                     "Beats floor"]
+    # the first ranking holds the scores measured on ppl + steering only (lape), then the floor
+    assert first["first_column"] == ["1", "floor"]
     assert 0 < first["top"] < height  # starts on the first screen at either width
     if width == 1280:
         assert first["bottom"] <= height  # on a desktop the whole ranking is on the first screen
     assert result["page_width"] <= width  # a phone scrolls wide tables inside their box, not the page
     cells = result["visible_cells"]
-    assert "lape" in cells and "91.7" in cells
+    assert "lape" in cells and "91.7 [83.3, 100.0]" in cells and "leader" in cells  # score interval, tie mark
     assert not [c for c in cells if ABSOLUTE_PATH.search(c) or DEMO_BASE in c]
     # the full configuration table is collapsed: its cells are not rendered until opened
     assert "R1" not in cells

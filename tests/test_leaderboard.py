@@ -212,8 +212,43 @@ def demo_doc(scores: dict[str, dict[str, tuple[float, Any]]], model: str, nf_pat
     return doc
 
 
-def write_demo_like(root: Path) -> dict[str, Any]:
-    """What `langneuron demo --out root` leaves for the leaderboard: results/, neurons/, ppl_matrix/."""
+def write_ppl_matrix(path: Path, langs: tuple[str, ...] | list[str], effects: list[list[float]], noise: float,
+                     provenance: dict[str, Any], n_docs: int = 40, seed: int = 0) -> Path:
+    """A schema-2 ``ppl_matrix.json`` as the writers make it, from per-document scores with a known effect.
+
+    Every document of column j gets, with row i's neurons off, NLL = baseline + bytes * (log(1 + effects[i][j])
+    + noise * N(0, 1)): with ``noise=0`` every document changes by the same ratio, so the paired bootstrap's
+    interval is exactly the point. ``attach_evidence`` fills the intervals and the dominance, as the writers do.
+    """
+    import numpy as np
+
+    from langneuron_eval.core.ppl_matrix import PplMatrixFile
+    from langneuron_eval.evidence import attach_evidence
+
+    rng = np.random.default_rng(seed)
+    units = {c: rng.integers(100, 300, n_docs).astype(float) for c in langs}
+    base = {c: units[c] * (1.1 + 0.2 * rng.random(n_docs)) for c in langs}
+    nll: dict[str, dict[str, list[float]]] = {"none": {c: base[c].tolist() for c in langs}}
+    matrix = []
+    for i, row in enumerate(langs):
+        nll[row] = {}
+        for j, col in enumerate(langs):
+            shift = np.log1p(effects[i][j]) + noise * rng.standard_normal(n_docs)
+            nll[row][col] = (base[col] + units[col] * shift).tolist()
+        matrix.append([float(np.expm1((np.sum(nll[row][c]) - base[c].sum()) / units[c].sum())) for c in langs])
+    per_document = {"units": {c: units[c].tolist() for c in langs}, "nll": nll}
+    pm = PplMatrixFile(list(langs), matrix, {c: 3.0 for c in langs}, "byte_perplexity", provenance=provenance,
+                       per_document=per_document)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return attach_evidence(pm).save(path)
+
+
+def write_demo_like(root: Path, evidence: bool = True) -> dict[str, Any]:
+    """What `langneuron demo --out root` leaves for the leaderboard: results/, neurons/, ppl_matrix/.
+
+    ``evidence``: schema-2 matrices with per-document scores (what the demo writes now); else the schema-less
+    files of older versions, with no intervals.
+    """
     from langneuron_eval.core.neurons import NeuronFile
 
     nfs = demo_neuron_files(root / "neurons")
@@ -240,6 +275,11 @@ def write_demo_like(root: Path) -> dict[str, Any]:
     random = [[0.001 * ((i + 2 * j) % 6 + 1) for j in range(n)] for i in range(n)]
     for method, matrix in (("lape", lape), ("random", random)):
         path = root / "ppl_matrix" / method / "ppl_matrix.json"
+        if evidence:  # document noise well below the structure: lape's diagonal and random's order are sure
+            provenance = {"detector": method, "neurons_sha256": NeuronFile.load(nfs[method]).sha256()}
+            matrices[method] = write_ppl_matrix(path, DEMO_LANGS, matrix, 0.002 if method == "lape" else 0.0002,
+                                                provenance)
+            continue
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"languages": list(DEMO_LANGS), "matrix": matrix, "metric": "byte_perplexity",
                                     "baseline": {x: 3.0 for x in DEMO_LANGS}, "detector": method,
@@ -354,12 +394,15 @@ def test_markdown_shows_ranked_views_not_the_configuration_dump(run_cli, suite, 
     sections = [ln for ln in md.splitlines() if ln.startswith("## ")]
     assert sections == ["## Detectors", "## Steering", "## Models and alignment"]
     table = md_rows(out / "leaderboard.md")
-    assert table[0] == ["Rank", "Detector", "Score", "Diagonal max", "Diag / off-diag", "Mean gain (pts)",
-                        "Gain ≥ 50 pts", "Neurons", "Parameters"]
+    assert table[0] == ["Rank", "Detector", "Score", "vs leader", "Beats floor", "Diagonal max", "Diag / off-diag",
+                        "Mean gain (pts)", "Gain ≥ 50 pts", "Settings", "Neurons", "Parameters"]
+    assert "### org/tiny-llama · steering only" in md  # the kind of score is the table's caption
     ranking = dict((r[1], r) for r in table[1:3])
-    # lape steers zh from 2% to 81% (+79 points, 1 of 1 language); the random control gains 1 point
-    assert ranking["lape"][:3] == ["1", "lape", "100.0 (steering only)"] and ranking["lape"][5:8] == ["+79.0", "1/1", "30"]
-    assert ranking["random (control)"][:3] == ["floor", "random (control)", "0.0 (steering only)"]
+    # lape steers zh from 2% to 81% of 100 generations (+79 points, 1 of 1 language, clearly above 50 points:
+    # the interval of the share is [1, 1]); the random control (one draw) gains 1 point
+    assert ranking["lape"][:5] == ["1", "lape", "100.0 [100.0, 100.0]", "leader", "no verdict (1 draw)"]
+    assert ranking["lape"][7:11] == ["+79.0", "1/1", "1", "30"]
+    assert ranking["random (control)"][:3] == ["floor", "random (control)", "0.0 (1 draw)"]
     steering = next(i for i, r in enumerate(table) if r[:3] == ["Rank", "Detector", "Intervention"])
     assert table[steering + 1] == ["–", "none", "unsteered", "2.0 ± 1.4", ""]
     assert table[steering + 2][1:] == ["lape", "activate(&lt;lang&gt;, value=mean, strength=1)", "81.0 ± 3.9", "+79.0"]

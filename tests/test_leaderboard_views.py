@@ -66,24 +66,50 @@ def md_tables(path: Path) -> list[list[list[str]]]:
 # ------------------------------------------------------------------------------------- the views
 
 def test_detector_ranking_scores_and_floor(demo_site):
+    md = (demo_site / "leaderboard.md").read_text(encoding="utf-8")
     tables = md_tables(demo_site / "leaderboard.md")
-    ranking = tables[0]
-    assert ranking[0][:3] == ["Rank", "Detector", "Score"]
-    by_name = {r[1]: dict(zip(ranking[0], r)) for r in ranking[1:]}
-    assert [r[1] for r in ranking[1:]] == ["lape", "kojima_ap", "zhang", "random (control)"]
-    # lape: diagonal is every column's maximum (6/6) and 5 of 6 languages gain >= 50 points: (1 + 5/6) / 2
-    lape = by_name["lape"]
-    assert (lape["Rank"], lape["Score"], lape["Diagonal max"], lape["Gain ≥ 50 pts"]) == ("1", "91.7", "6/6", "5/6")
-    # mean gain: steered minus unsteered over the six languages, in points
-    assert lape["Mean gain (pts)"] == "+70.5" and lape["Neurons"] == str(4 * 6)
-    kojima = by_name["kojima_ap"]
-    assert (kojima["Rank"], kojima["Score"], kojima["Gain ≥ 50 pts"]) == ("2", "50.0 (steering only)", "3/6")
-    assert by_name["zhang"]["Rank"] == "–" and by_name["zhang"]["Score"] == "" and by_name["zhang"]["Neurons"] == "6"
-    control = by_name["random (control)"]
-    assert (control["Rank"], control["Score"], control["Diagonal max"]) == ("floor", "0.0 (ppl only)", "0/6")
+    # scores measured differently are ranked in separate tables, never against each other
+    captions = re.findall(r"^### (demo-base · .*)$", md, re.M)[:4]
+    assert captions == ["demo-base · ppl + steering", "demo-base · ppl only", "demo-base · steering only",
+                        "demo-base · not scored"]
+    both, ppl_only, steer_only, unscored = tables[:4]
+    assert both[0][:5] == ["Rank", "Detector", "Score", "vs leader", "Beats floor"]
+    lape = dict(zip(both[0], both[1]))
+    # lape: the diagonal is every column's maximum (6/6, sure: share interval [1, 1]) and 5 of 6 languages gain
+    # >= 50 points, of which de, es, fr, ja surely (gain interval above 50 at 1 - 0.025/6) and en and zh not
+    # surely: steering share [4/6, 6/6]; score (1 + 5/6) / 2 = 91.7 in [(1 + 4/6) / 2, 1]
+    assert (lape["Rank"], lape["Detector"], lape["Score"], lape["vs leader"]) == ("1", "lape", "91.7 [83.3, 100.0]",
+                                                                                  "leader")
+    assert (lape["Diagonal max"], lape["Gain ≥ 50 pts"], lape["Mean gain (pts)"]) == ("6/6", "5/6", "+70.5")
+    assert lape["Neurons"] == str(4 * 6) and lape["Beats floor"] == "no floor"  # random measured ppl only
+    assert [r[:3] for r in both[1:]] == [["1", "lape", "91.7 [83.3, 100.0]"], ["floor", "random (control)", ""]]
+    assert ppl_only[1][:3] == ["floor", "random (control)", "0.0 (1 draw)"] and ppl_only[1][5] == "0/6"
+    kojima = dict(zip(steer_only[0], steer_only[1]))
+    # kojima_ap: 3 of 6 gain >= 50 points; only ja surely, four languages' intervals reach 50 points
+    assert (kojima["Rank"], kojima["Score"], kojima["Gain ≥ 50 pts"]) == ("1", "50.0 [16.7, 66.7]", "3/6")
+    assert unscored[1][:3] == ["–", "zhang", ""] and unscored[1][10] == "6"
     rows = read_csv(demo_site / "detectors.csv")
     assert {r["model"] for r in rows} == {DEMO_BASE}  # the full path stays in the CSV
-    assert [r["Score"] for r in rows] == ["91.6667", "50.0000", "", "0.0000"]
+    scored = [(r["Detector"], r["Score"], r["Score_ci_low"], r["Score_ci_high"]) for r in rows if r["Score"]]
+    assert [s[:2] for s in scored] == [("lape", "91.6667"), ("random (control)", "0.0000"), ("kojima_ap", "50.0000")]
+    bounds = [(float(s[2]), float(s[3])) for s in scored if s[2]]
+    assert bounds == [pytest.approx((250 / 3, 100.0)), pytest.approx((100 / 6, 200 / 3))]  # full precision in CSV
+
+
+def test_old_matrix_files_have_no_interval_and_say_so(run_cli, tmp_path):
+    """Schema-less ppl_matrix.json files (older demo and bench-detector) still load; nothing is made up."""
+    demo = write_demo_like(tmp_path / "d", evidence=False)
+    rc, err = build(run_cli, demo, tmp_path / "site")
+    assert rc == 0, err
+    tables = md_tables(tmp_path / "site" / "leaderboard.md")
+    lape = dict(zip(tables[0][0], tables[0][1]))
+    assert lape["Score"] == "91.7 (no interval)" and lape["vs leader"] == "leader"
+    dominance = next(t for t in tables if t[0][:2] == ["Detector", "Diagonal max"])
+    assert dominance[1][:2] == ["lape", "6/6"]
+    assert dominance[1][5] == "no interval: from a file without per-document scores (schema 1)"
+    assert float(dominance[1][3]) == pytest.approx(1 / 720, rel=1e-2)  # the p-value needs no per-document scores
+    page = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "no intervals: the matrix has no per-document scores" in page
 
 
 def test_the_random_control_is_shown_even_when_not_run(run_cli, tmp_path):
@@ -93,7 +119,7 @@ def test_the_random_control_is_shown_even_when_not_run(run_cli, tmp_path):
     assert run_cli("leaderboard", root, "--out", tmp_path / "site")[0] == 0
     ranking = md_tables(tmp_path / "site" / "leaderboard.md")[0]
     assert [r[:2] for r in ranking[1:]] == [["1", "lape"], ["floor", "random (control)"]]
-    assert ranking[2][2:] == [""] * 7  # not measured: empty, never a made-up number
+    assert ranking[2][2:] == [""] * 10  # not measured: empty, never a made-up number
 
 
 def test_steering_view_rows_languages_and_baseline(demo_site):
@@ -248,7 +274,8 @@ def test_title_description_and_permalinks(run_cli, tmp_path):
     assert '<p class="description">Which detector &lt;i&gt;wins&lt;/i&gt;?</p>' in page
     ids = re.findall(r'\sid="([^"]+)"', page.split("<script>")[0])
     assert len(ids) == len(set(ids))
-    for anchor in ("detectors", "steering", "models", "figures", "configurations", "detectors-demo-base"):
+    for anchor in ("detectors", "steering", "models", "figures", "configurations", "detectors-demo-base-ppl-steering",
+                   "selectivity", "selectivity-demo-base"):
         assert anchor in ids and f'href="#{anchor}"' in page
     md = (tmp_path / "site" / "leaderboard.md").read_text(encoding="utf-8")
     assert md.startswith("# &lt;b&gt;Neurons&lt;/b&gt; &amp; co\n\nWhich detector &lt;i&gt;wins&lt;/i&gt;?\n")

@@ -169,6 +169,8 @@ def test_sweep_choice_is_read_or_refused_with_the_keys_found(tmp_path):
         "value": "p90", "strength": 2, "deactivate_others": True, "positions": "all"}}}))
     st = bench.read_sweep_choice(path)
     assert (st.value, st.strength, st.deactivate, st.origin) == ("p90", 2.0, "others", "langneuron sweep (dev half)")
+    path.write_text(json.dumps({"overall": {"setting": None, "reason": "no setting is within the damage budget"}}))
+    assert bench.read_sweep_choice(path) == "no setting is within the damage budget"
     path.write_text(json.dumps({"points": []}))
     with pytest.raises(SystemExit, match="no overall chosen setting.*'points'"):
         bench.read_sweep_choice(path)

@@ -12,10 +12,12 @@ from langneuron_eval.fileio import check_output_dir
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(
-        name, help="score a detector beside lape, kojima_ap, zhang and random (counts, ppl matrix, steering)",
-        description="Record statistics (or reuse them), run the detector and the references lape, kojima_ap, zhang "
-                    "and random, then report neuron counts, overlap, layer distribution, the perplexity-change matrix "
-                    "with its diagonal dominance and the steering gain per language. Writes bench.json, bench.md, "
+        name, help="score a detector beside lape, kojima_ap, zhang and a random floor (counts, ppl matrix, steering)",
+        description="Record statistics (or reuse them), run the detector, the references lape, kojima_ap and zhang, "
+                    "and a random control with the detector's per-layer counts drawn --floor-draws times, then report "
+                    "neuron counts, overlap, layer distribution, the perplexity-change matrix with its diagonal "
+                    "dominance and the steering gain per language (on_target_fluent: on target and not degenerate; "
+                    "lang_rate beside it), each with its interval. Writes bench.json, bench.md, "
                     "lm-eval results and a leaderboard into --out. With --baseline, exits 1 when a figure of the "
                     "tested detector is significantly worse than the golden value given both runs' uncertainty "
                     "(one-sided tests, Holm-corrected: a rerun without real change fails with probability at most "
@@ -42,9 +44,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--alpha", type=float, default=0.05,
                    help="false-alarm rate of the --baseline check (Holm-corrected over the figures; default 0.05)")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed of the random control's draws and of the bootstrap intervals (default 0)")
+                   help="lm-eval's seeds of the (sampled) steering generations, the random control's draws, a "
+                        "tested detector's own 'seed' parameter unless given, and the bootstrap (default 0)")
     p.add_argument("--floor-draws", type=int, default=None,
                    help="seeded draws of the random control that make the floor (default 5; 2 with --quick)")
+    p.add_argument("--steering-from", default=None, metavar="SWEEP.json",
+                   help="per language, steer with the setting `langneuron sweep` chose (its overall setting for a "
+                        "language it chose none for) instead of the default intervention")
     p.add_argument("--ppl-limit", type=int, default=None, help="held-out lines per language for the matrix")
     p.add_argument("--steer-limit", type=int, default=None, help="generations per language and steering run")
     p.add_argument("--write-baseline", default=None, metavar="FILE", help="write a golden file from this run")
@@ -76,6 +82,8 @@ def _check_inputs(args: argparse.Namespace, langs: list[str]) -> object:
     """Corpora, held-out text, overlap and tasks, before anything is recorded; returns the task manager."""
     from langneuron_eval.pipelines.measurements import check_held_out, eval_task_manager, held_out_sources
 
+    if args.strength is not None and args.steering_from:
+        raise LangNeuronError("--strength and --steering-from cannot be combined: the sweep sets each strength")
     if args.baseline and not Path(args.baseline).is_file():
         raise LangNeuronError(f"golden file not found: {args.baseline}")
     if args.stats and not Path(args.stats).is_file():
@@ -98,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         format_regressions,
         read_golden,
         run_bench,
+        steering_from_sweep,
         write_golden,
         write_report,
     )
@@ -128,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
     if args.langs:
         cfg.langs = tuple(dict.fromkeys(normalize_many([x.strip() for x in args.langs.split(",") if x.strip()])))
     task_manager = _check_inputs(args, list(cfg.langs))
+    if args.steering_from:
+        cfg.steering, notes = steering_from_sweep(Path(args.steering_from), list(cfg.langs))
+        cfg.steering_from = str(args.steering_from)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
 
     result = run_bench(args.detector, params, out, cfg, model=args.model,
                        corpus=",".join(args.corpus) if args.corpus else None, stats_path=args.stats,

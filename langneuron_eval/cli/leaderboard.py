@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(
         name, help="build leaderboard.md / leaderboard.csv / index.html from lm-eval results",
         description="Read lm-eval results files (results_*.json, found recursively; samples_*.jsonl next to them "
-                    "are counted) and write ranked views (detectors, steering, models and alignment) to "
+                    "are counted) and write ranked views (detectors, selectivity, steering, models and alignment, and "
+                    "--sweep results) to "
                     "leaderboard.md and one CSV each, every (model, detector, intervention) configuration to "
                     "leaderboard.csv, and a self-contained index.html with the views, figures and the full table. "
                     "Malformed results files and files from lm-eval other than 0.4.x are skipped with a warning.")
@@ -28,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--neurons", nargs="+", action="extend", default=[], metavar="FILE",
                    help="neuron files from `langneuron detect`: per-layer counts per language, and the detector "
                         "parameters of rows whose neuron sha256 matches")
+    p.add_argument("--sweep", nargs="+", action="extend", default=[], metavar="FILE",
+                   help="sweep.json from `langneuron sweep`: the setting chosen per language on dev with its test "
+                        "scores (success, lang_rate, damage, controls) and every setting tried, as a view")
     p.add_argument("--title", default=DEFAULT_TITLE, help=f"page and Markdown title (default: {DEFAULT_TITLE!r})")
     p.add_argument("--description", default="", help="one paragraph under the title: what is compared, and why")
     p.add_argument("--pair", nargs=2, action="append", default=[], metavar=("BASE", "ALIGNED"),
@@ -46,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     written = build_leaderboard(args.results, args.out, ppl_matrices=args.ppl_matrix, neurons=args.neurons,
                                 force=args.force, warn=_warn, title=args.title, description=args.description,
-                                pairs=[tuple(p) for p in args.pair])
+                                pairs=[tuple(p) for p in args.pair], sweeps=args.sweep)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -299,7 +299,8 @@ class RowInterventions:
         if neurons is not None:
             neurons.check_model(self.sites.fingerprint)
         if self.sites.moe is not None:
-            raise LangNeuronError("per-row conditions (ppl-matrix) do not support mixture-of-experts neuron files yet")
+            raise LangNeuronError("per-row conditions (ppl-matrix, batched steering) do not support mixture-of-experts "
+                                  "neuron files yet")
         self._ops = [split_by_segment(compile_edits(neurons, c), self.sites) if c else {} for c in conditions]
         self._keys = sorted({key for ops in self._ops for key in ops})
         self._cache: dict[tuple[int, ...], dict[tuple[int, int], _RowOps]] = {}

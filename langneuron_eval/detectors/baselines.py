@@ -2,7 +2,10 @@
 
 ``random``
     For each language, as many units as a reference method assigns to it (default: ``lape`` with its
-    defaults), drawn uniformly without replacement from all L*N units. Each language has its own
+    defaults; or the sets of an existing neuron file, ``reference_neurons``), drawn uniformly without
+    replacement from all L*N units -- or, with ``per_layer``, as many units in each layer as the
+    reference has there, drawn uniformly within that layer (the control of bench-detector's random
+    floor: a random set of the same shape as the tested one). Each language has its own
     ``torch.Generator`` seeded from ``(seed, language code)``, so a language's draw does not depend
     on which other languages are in the statistics or on their order.
 ``lap``
@@ -16,11 +19,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
 
 from langneuron_eval.core.moe_units import moe_units
+from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors.base import DetectionResult, Detector, check_rate, normalize_result
 from langneuron_eval.detectors.registry import get_detector, register_detector
@@ -45,10 +50,14 @@ class RandomParams:
     reference: str = field(default="lape", metadata={"help": "method whose per-language counts are matched"})
     reference_params: str = field(default="", metadata={"help": "its parameters as 'name=value,name=value'"})
     seed: int = field(default=0, metadata={"help": "random seed (combined with each language code)"})
+    per_layer: bool = field(default=False, metadata={
+        "help": "match the reference's counts in every layer, not only per language"})
+    reference_neurons: str = field(default="", metadata={
+        "help": "a neuron file whose sets give the counts (instead of running the reference method)"})
 
     def __post_init__(self) -> None:
         _parse_reference_params(self.reference_params)
-        if self.reference == "random":
+        if self.reference == "random" and not self.reference_neurons:
             raise LangNeuronError("the random baseline cannot use itself as reference")
 
 
@@ -75,20 +84,51 @@ class RandomDetector(Detector):
     Params = RandomParams
 
     def detect(self, stats: ActivationStats, params: RandomParams) -> DetectionResult:
-        ref = get_detector(params.reference)
-        ref_result = normalize_result(ref.detect(stats, ref.make_params(_parse_reference_params(params.reference_params))),
-                                      params.reference)
+        ref_sets = _reference_sets(stats, params)
         U, N = stats.num_layers * stats.intermediate_size, stats.intermediate_size
         real = _real_units(stats)  # [U'] flat indices of units that exist (MoE layers are padded to one width)
         langs = {}
         counts = {}
         for lang in stats.languages:
-            n = len(ref_result.languages.get(lang, []))
-            counts[lang] = n
-            flat = torch.randperm(U, generator=language_generator(params.seed, lang))
-            flat = flat[torch.isin(flat, real)][:n] if real.numel() < U else flat[:n]
+            ref = ref_sets.get(lang, [])
+            counts[lang] = len(ref)
+            g = language_generator(params.seed, lang)
+            if params.per_layer:
+                langs[lang] = _draw_per_layer(Counter(layer for layer, _ in ref), real, N, g)
+                continue
+            flat = torch.randperm(U, generator=g)
+            flat = flat[torch.isin(flat, real)][:len(ref)] if real.numel() < U else flat[:len(ref)]
             langs[lang] = to_units(flat, N)
-        return DetectionResult(langs, {"reference": params.reference, "reference_counts": counts})
+        return DetectionResult(langs, {"reference": params.reference_neurons or params.reference,
+                                       "reference_counts": counts, "per_layer": params.per_layer})
+
+
+def _reference_sets(stats: ActivationStats, params: RandomParams) -> dict[str, list[tuple[int, int]]]:
+    """The sets whose counts a draw matches: the neuron file ``reference_neurons``, or the reference method's."""
+    if not params.reference_neurons:
+        ref = get_detector(params.reference)
+        result = ref.detect(stats, ref.make_params(_parse_reference_params(params.reference_params)))
+        return normalize_result(result, params.reference).languages
+    nf = NeuronFile.load(params.reference_neurons)
+    if nf.kind != "neurons":
+        raise LangNeuronError(f"{params.reference_neurons} holds whole experts; the random baseline draws neurons")
+    fp = stats.fingerprint
+    if fp is not None and (nf.fingerprint.num_layers, nf.fingerprint.intermediate_size) != (
+            fp.num_layers, fp.intermediate_size):
+        raise LangNeuronError(f"{params.reference_neurons} was made for another model shape "
+                              f"({nf.fingerprint.num_layers} layers x {nf.fingerprint.intermediate_size} units; the "
+                              f"statistics have {fp.num_layers} x {fp.intermediate_size})")
+    return nf.languages
+
+
+def _draw_per_layer(per_layer: Counter, real: torch.Tensor, N: int, g: torch.Generator) -> list[tuple[int, int]]:
+    """``per_layer[l]`` units drawn uniformly among layer l's real units, layer after layer from one generator."""
+    out: list[tuple[int, int]] = []
+    for layer in sorted(per_layer):
+        pool = real[(real >= layer * N) & (real < (layer + 1) * N)] - layer * N  # [units of this layer]
+        pick = pool[torch.randperm(pool.numel(), generator=g)[:per_layer[layer]]]
+        out += [(layer, int(u)) for u in pick.sort().values]
+    return out
 
 
 @dataclass

@@ -19,11 +19,13 @@ from langneuron_eval.fileio import check_output_dir, check_writable, write_bytes
 from langneuron_eval.leaderboard import analysis, html, tables, views
 from langneuron_eval.leaderboard.result_files import ResultFile, SkipFile, discover, read_result_file
 from langneuron_eval.leaderboard.sources import NeuronLayers, PplMatrix, load_neuron_layers, load_ppl_matrix
+from langneuron_eval.leaderboard.sweep_view import load_sweep, sweep_view
 from langneuron_eval.leaderboard.table import Row, Table, Warn, display_names
 from langneuron_eval.leaderboard.views import Pair
 
 # the page, the readable tables, the full configuration table, then one CSV per view
-OUTPUT_NAMES = ("leaderboard.md", "leaderboard.csv", "index.html", "detectors.csv", "steering.csv", "models.csv")
+OUTPUT_NAMES = ("leaderboard.md", "leaderboard.csv", "index.html", "detectors.csv", "selectivity.csv", "steering.csv",
+                "models.csv", "sweep.csv")
 DEFAULT_TITLE = "langneuron-eval leaderboard"
 
 
@@ -104,13 +106,15 @@ def _pairs(table: Table, pairs: Sequence[tuple[str, str]]) -> list[Pair]:
 def build_leaderboard(results: Sequence[str | os.PathLike], out: str | os.PathLike,
                       ppl_matrices: Sequence[str | os.PathLike] = (), neurons: Sequence[str | os.PathLike] = (),
                       force: bool = False, warn: Warn = _stderr_warn, title: str = DEFAULT_TITLE,
-                      description: str = "", pairs: Sequence[tuple[str, str]] = ()) -> list[Path]:
+                      description: str = "", pairs: Sequence[tuple[str, str]] = (),
+                      sweeps: Sequence[str | os.PathLike] = ()) -> list[Path]:
     """Read everything, then write the outputs (:data:`OUTPUT_NAMES`) atomically.
 
     Existing outputs are refused (before any reading) unless ``force``; figure inputs are read
     before anything is written, so a bad ``--ppl-matrix`` or ``--neurons`` file leaves no output.
     ``pairs`` names (base, aligned) models for the alignment table; without it, ``x-base`` is
-    paired with every other ``x-...`` model.
+    paired with every other ``x-...`` model. ``sweeps``: ``sweep.json`` files of ``langneuron sweep``, shown
+    as the "Steering sweep" view (read with the other figure inputs, before anything is written).
 
     Returns:
         The written paths, in :data:`OUTPUT_NAMES` order.
@@ -121,6 +125,7 @@ def build_leaderboard(results: Sequence[str | os.PathLike], out: str | os.PathLi
         check_writable(target, force)
     matrices: list[PplMatrix] = [load_ppl_matrix(p) for p in ppl_matrices]
     layers: list[NeuronLayers] = [load_neuron_layers(p) for p in neurons]
+    sweep_docs = [(Path(p).as_posix(), load_sweep(p)) for p in sweeps]
     files, skipped = read_results(results, warn)
     if not files:
         raise LangNeuronError(
@@ -129,6 +134,9 @@ def build_leaderboard(results: Sequence[str | os.PathLike], out: str | os.PathLi
     table = build_table(files, layers, warn, skipped)
     dets = analysis.detectors(table, matrices, layers)
     made = {v.id: v for v in views.all_views(table, dets, _pairs(table, pairs))}
+    sweep = sweep_view(sweep_docs)
+    if sweep is not None:
+        made[sweep.id] = sweep
     page = html.render_page(table, list(made.values()), dets, html.PageText(title, description))
     texts = [tables.to_markdown(table, list(made.values()), title, description), tables.to_csv(table)]
     texts += [tables.view_csv(made.get(name.removesuffix(".csv"))) for name in OUTPUT_NAMES[3:]]

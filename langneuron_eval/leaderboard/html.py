@@ -165,9 +165,20 @@ def render_ppl(table: Table, dets: Sequence[DetectorEvidence]) -> str:
         if det.matrix.baseline:
             caption += "<br>baseline byte perplexity: " + esc(", ".join(
                 f"{lang} {v:.3f}" for lang, v in det.matrix.baseline.items()))
+        caption += "<br>" + esc(_evidence_caption(det.matrix))
         png = plots.ppl_heatmap(det.matrix.languages, det.matrix.values, f"{name} · {det.detector}")
         out.append(_figure(png, f"perplexity change heatmap, {name}, {det.detector}", caption))
     return "\n".join(out)
+
+
+def _evidence_caption(matrix: analysis.Matrix) -> str:
+    """Dominance p-value and where the cells' intervals are (the Selectivity view has them per cell)."""
+    sel = analysis.selectivity(matrix)
+    p = "" if sel is None or math.isnan(sel.p_value) else f"diagonal dominance p = {sel.p_value:.3g} (permutation); "
+    if not matrix.has_intervals:
+        return p + "no intervals: the matrix has no per-document scores (older file or results rows)"
+    conf = (matrix.interval or {}).get("confidence", 0.95)
+    return p + f"{100 * conf:.3g}% paired-bootstrap intervals per cell in the Selectivity view"
 
 
 def render_layers(table: Table, dets: Sequence[DetectorEvidence]) -> str:
@@ -207,7 +218,7 @@ def render_steering(view: View | None) -> str:
     if view is None:
         return ""
     out = []
-    for block in view.blocks:
+    for block in (b for b in view.blocks if b.kind == ""):  # the lang_rate tables, not success and damage
         png = plots.steering_rates(steering_series(block), block.caption)
         out.append(_figure(png, f"steering rates, {block.caption}",
                            f"{esc(block.caption)}: lang_rate per target language (± stderr), one bar per detector"))
@@ -275,7 +286,8 @@ def render_page(table: Table, views: Sequence[View] = (), dets: Sequence[Detecto
 </details>
 {render_skipped(table.skipped)}
 </main>
-<footer>Built with langneuron-eval {esc(__version__)}. Views as CSV: detectors.csv, steering.csv, models.csv;
+<footer>Built with langneuron-eval {esc(__version__)}. Views as CSV: detectors.csv, selectivity.csv, steering.csv,
+models.csv, sweep.csv;
 every configuration with paths, hashes and versions: leaderboard.csv.</footer>
 <pre id="selftest-result" hidden></pre>
 <script>{js}</script>

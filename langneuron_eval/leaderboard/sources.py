@@ -29,6 +29,14 @@ class PplMatrix:
     metric: str
     baseline: dict[str, float]
     provenance: dict[str, str] = field(default_factory=dict)  # PROVENANCE_KEYS, as text
+    # schema-2 evidence (None in older files): cell bounds [row][column], documents per language, how the
+    # intervals were computed, the stored dominance statistics, and the per-document scores they came from
+    ci_low: list[list[float]] | None = None
+    ci_high: list[list[float]] | None = None
+    n_docs: dict[str, int] | None = None
+    interval: dict[str, Any] | None = None
+    dominance: dict[str, Any] | None = None
+    per_document: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,17 @@ class NeuronLayers:
 
 
 def load_ppl_matrix(path: str | os.PathLike) -> PplMatrix:
-    """Read and check a ``ppl_matrix.json`` (any schema version) and keep what the page shows."""
+    """Read and check a ``ppl_matrix.json`` (any schema version) and keep what the page shows.
+
+    Schema-2 files bring their intervals, dominance and per-document scores (the detector ranking recomputes
+    the diagonal share's interval from them at its own confidence); older files bring none.
+    """
     doc = PplMatrixFile.load(path)
     provenance = {k: str(doc.provenance[k]) for k in PROVENANCE_KEYS if doc.provenance.get(k) is not None}
     return PplMatrix(display=Path(path).as_posix(), languages=list(doc.languages), matrix=doc.matrix,
-                     metric=doc.metric, baseline=doc.baseline, provenance=provenance)
+                     metric=doc.metric, baseline=doc.baseline, provenance=provenance, ci_low=doc.ci_low,
+                     ci_high=doc.ci_high, n_docs=doc.n_docs, interval=doc.interval, dominance=doc.dominance,
+                     per_document=doc.per_document)
 
 
 def load_neuron_layers(path: str | os.PathLike) -> NeuronLayers:

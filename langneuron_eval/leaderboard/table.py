@@ -99,6 +99,8 @@ class Cell:
     stderr: float | None = None
     title: str = ""  # a tooltip in HTML (full path, exact value)
     csv: str | None = None  # the CSV text where it differs from the value (``5/6``)
+    low: float | None = None  # interval bounds, in the units of the value (CSV: <column>_ci_low/_ci_high)
+    high: float | None = None
 
 
 @dataclass
@@ -112,6 +114,7 @@ class Block:
     row_kinds: list[str] = field(default_factory=list)  # "", "control" or "baseline", per row
     csv_keys: list[dict[str, str]] = field(default_factory=list)  # per row, CSV-only columns (full model name)
     anchor: str = ""  # the table's permalink id in the page
+    kind: str = ""  # what the table holds where a view has several kinds ("quality" for steering damage)
 
 
 @dataclass

@@ -82,7 +82,8 @@ def to_markdown(table: Table, views: list[View], title: str, description: str = 
         lines += [md_escape(description), ""]
     lines += [f"{len(table.rows)} configuration(s) of {len(table.names)} model(s) from {table.n_files} lm-eval "
               "results file(s). Every configuration with all its scores, paths, hashes and versions is in "
-              "leaderboard.csv; each view below is also a CSV file (detectors.csv, steering.csv, models.csv).", ""]
+              "leaderboard.csv; each view below is also a CSV file (detectors.csv, selectivity.csv, steering.csv, "
+              "models.csv, sweep.csv).", ""]
     if table.skipped:
         lines += [f"{len(table.skipped)} results file(s) skipped: "
                   + "; ".join(f"{md_escape(p)} ({md_escape(r)})" for p, r in table.skipped), ""]
@@ -95,21 +96,25 @@ def view_csv(view: View | None) -> str:
     """One view as a long CSV: a ``table`` column, the CSV-only keys (full model names), then the cells.
 
     Numbers are written in full precision; a column whose cells carry a standard error gets a
-    ``<column>_stderr`` column next to it.
+    ``<column>_stderr`` column next to it, one whose cells carry an interval ``<column>_ci_low`` and
+    ``<column>_ci_high`` (empty where a cell has none).
     """
     blocks = view.blocks if view is not None else []
     keys: list[str] = []
     columns: list[str] = []
     with_se: set[str] = set()
+    with_ci: set[str] = set()
     for block in blocks:
         for name in [k for row_keys in block.csv_keys for k in row_keys] + block.header:
             target = columns if name in block.header else keys
             if name not in target:
                 target.append(name)
         with_se |= {h for i, h in enumerate(block.header) if any(r[i].stderr is not None for r in block.rows)}
+        with_ci |= {h for i, h in enumerate(block.header) if any(r[i].low is not None for r in block.rows)}
     header = ["table", *keys]
     for col in columns:
-        header += [col, f"{col}_stderr"] if col in with_se else [col]
+        header += [col] + ([f"{col}_stderr"] if col in with_se else []) \
+            + ([f"{col}_ci_low", f"{col}_ci_high"] if col in with_ci else [])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -123,6 +128,8 @@ def view_csv(view: View | None) -> str:
                            else fmt_csv_number(cell.value) if cell.value is not None else csv_text(cell.text))
                 if col in with_se:
                     out.append(fmt_csv_number(cell.stderr) if cell is not None else "")
+                if col in with_ci:
+                    out += [fmt_csv_number(cell.low), fmt_csv_number(cell.high)] if cell is not None else ["", ""]
             writer.writerow(out)
     return buf.getvalue()
 

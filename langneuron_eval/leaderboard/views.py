@@ -13,9 +13,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from langneuron_eval.evidence import (
+    DEFAULT_CONFIDENCE,
+    FLOOR_RULE,
+    FloorComparison,
+    Interval,
+    compare_to_floor,
+    ties_with_leader,
+)
 from langneuron_eval.languages import LANG_CODE
 from langneuron_eval.leaderboard import analysis
-from langneuron_eval.leaderboard.analysis import DetectorEvidence, Selectivity, Steering
+from langneuron_eval.leaderboard.analysis import DetectorEvidence, ScoreEstimate, Selectivity, Steering
+from langneuron_eval.leaderboard.plots import percent
 from langneuron_eval.leaderboard.table import Block, Cell, Table, View, format_params
 from langneuron_eval.lmeval.catalogue import LANG_RATE, LOWER_IS_BETTER, steer_task
 from langneuron_eval.lmeval.comparison import difference
@@ -74,38 +83,54 @@ class _Ranked:
     det: DetectorEvidence
     sel: Selectivity | None
     steer: Steering | None
-    score: float | None
+    settings: int  # steering settings the shown one was chosen from
+    score: ScoreEstimate | None
 
     def key(self) -> tuple:
         gain = self.steer.mean_gain if self.steer else -math.inf
         ratio = self.sel.ratio if self.sel and math.isfinite(self.sel.ratio) else -math.inf
-        return (self.score is None, -(self.score or 0.0), -gain, -ratio, self.det.detector, self.det.sha)
+        value = self.score.value if self.score else 0.0
+        return (self.score is None, -value, -gain, -ratio, self.det.detector, self.det.sha)
+
+    def score_of(self, kind: str) -> float | None:
+        """This detector's point score measured as ``kind`` (a floor draw is scored like each block's detectors)."""
+        uses_ppl, uses_steer = kind in (analysis.KIND_BOTH, analysis.KIND_PPL), kind in (analysis.KIND_BOTH,
+                                                                                          analysis.KIND_STEER)
+        if (uses_ppl and self.sel is None) or (uses_steer and self.steer is None):
+            return None
+        est = analysis.score(self.det.matrix if uses_ppl else None, self.steer if uses_steer else None,
+                             self.settings)
+        return None if est is None else est.value
 
 
-def _rank_detectors(dets: list[DetectorEvidence], base: dict[MetricKey, Score]) -> list[_Ranked]:
-    ranked = []
-    for det in dets:
-        sel = analysis.selectivity(det.matrix) if det.matrix else None
-        steer = next(iter(analysis.steering(det, base)), None)
-        ranked.append(_Ranked(det, sel, steer, analysis.headline(sel, steer)))
-    ranked.sort(key=_Ranked.key)
-    return [r for r in ranked if not r.det.control] + [r for r in ranked if r.det.control]
+def _evaluate(det: DetectorEvidence, base: dict[MetricKey, Score], base_n: dict[str, int]) -> _Ranked:
+    sel = analysis.selectivity(det.matrix) if det.matrix else None
+    runs = analysis.steering(det, base, base_n)
+    steer = runs[0] if runs else None
+    return _Ranked(det, sel, steer, len(runs), analysis.score(det.matrix if sel else None, steer, len(runs)))
 
 
-def _score_text(r: _Ranked) -> str:
-    """The score, marked when only one of its two parts was measured (then it compares less directly)."""
+def _interval_text(iv: Interval) -> str:
+    """``91.7 [83.3, 100.0]``; the confidence appended when it is not the default 95%."""
+    if not iv.defined:
+        return f"{iv.value:.1f} (no interval)"
+    conf = "" if abs(iv.confidence - DEFAULT_CONFIDENCE) < 1e-9 else f" ({100 * iv.confidence:.3g}%)"
+    return f"{iv.value:.1f} [{iv.low:.1f}, {iv.high:.1f}]{conf}"
+
+
+def _score_cell(r: _Ranked) -> Cell:
     if r.score is None:
-        return ""
-    only = "" if (r.sel is None) == (r.steer is None) else " (ppl only)" if r.steer is None else " (steering only)"
-    return f"{r.score:.1f}{only}"
+        return Cell("")
+    iv = r.score.interval
+    title = (f"{100 * iv.confidence:.3g}% interval: each measured part's interval at its share of the error rate "
+             "(Bonferroni), the score's bounds the mean of the parts' bounds") if iv.defined else \
+        "no interval: a part was measured without one (no per-document scores, or no sample sizes)"
+    return Cell(_interval_text(iv), iv.value, title=title, csv=f"{iv.value:.4f}",
+                low=iv.low if iv.defined else None, high=iv.high if iv.defined else None)
 
 
-def _detector_row(rank: str, label: str, r: _Ranked) -> list[Cell]:
-    sel, steer = r.sel, r.steer
+def _part_cells(sel: Selectivity | None, steer: Steering | None) -> list[Cell]:
     return [
-        Cell(rank),
-        Cell(label + (" (control)" if r.det.control else "")),
-        Cell(_score_text(r), r.score, csv=None if r.score is None else f"{r.score:.4f}"),
         Cell(f"{sel.diagonal_max}/{sel.n}", sel.diagonal_max / sel.n, csv=f"{sel.diagonal_max}/{sel.n}")
         if sel else Cell(""),
         Cell(f"{sel.ratio:.1f}×", sel.ratio) if sel and math.isfinite(sel.ratio) else Cell(""),
@@ -113,48 +138,159 @@ def _detector_row(rank: str, label: str, r: _Ranked) -> list[Cell]:
         if steer else Cell(""),
         Cell(f"{steer.succeeded}/{len(steer.gains)}", steer.succeeded / len(steer.gains),
              csv=f"{steer.succeeded}/{len(steer.gains)}") if steer else Cell(""),
-        Cell("" if r.det.neurons is None else str(r.det.neurons), r.det.neurons,
-             csv=None if r.det.neurons is None else str(r.det.neurons)),
-        Cell(format_params(r.det.params)),
     ]
 
 
-DETECTOR_HEADER = ["Rank", "Detector", "Score", "Diagonal max", "Diag / off-diag", "Mean gain (pts)",
-                   "Gain ≥ 50 pts", "Neurons", "Parameters"]
+TIE_TEXT = {True: "tied", False: "below", None: "no interval"}
 
 
-def _detector_block(model: str, name: str, dets: list[DetectorEvidence], base: dict[MetricKey, Score]) -> Block:
-    ranked = _rank_detectors(dets, base)
-    if not any(r.det.control for r in ranked):  # the floor is always shown, measured or not
-        ranked.append(_Ranked(DetectorEvidence(model, analysis.CONTROL, {""}), None, None, None))
-    labels = analysis.labels([r.det for r in ranked])
-    rows, kinds, keys, n = [], [], [], 0
-    for r in ranked:
-        if r.det.control:
-            rank = "floor"
-        else:
-            n += 1
-            rank = str(n) if r.score is not None else "–"
-        rows.append(_detector_row(rank, labels[id(r.det)], r))
-        kinds.append("control" if r.det.control else "")
+def _floor_text(cmp: FloorComparison | None, draws: list[float]) -> str:
+    """The "Beats floor" cell: only ``yes`` when :func:`compare_to_floor` says so."""
+    if not draws:
+        return "no floor"
+    if cmp is None or cmp.beats_floor is None:
+        return "no verdict (1 draw)"
+    return f"{'yes' if cmp.beats_floor else 'no'} (p {cmp.p_value:.2g})"
+
+
+def _detector_row(rank: str, label: str, r: _Ranked, tie: str, beats: str) -> list[Cell]:
+    return [Cell(rank), Cell(label), _score_cell(r), Cell(tie), Cell(beats), *_part_cells(r.sel, r.steer),
+            Cell(str(r.settings) if r.steer else "", r.settings if r.steer else None,
+                 csv=str(r.settings) if r.steer else None),
+            Cell("" if r.det.neurons is None else str(r.det.neurons), r.det.neurons,
+                 csv=None if r.det.neurons is None else str(r.det.neurons)),
+            Cell(format_params(r.det.params))]
+
+
+def _floor_row(draws: list[_Ranked], values: list[float]) -> list[Cell]:
+    """The random control as the spread of its draws' scores (mean ± sd; each part's mean over the draws)."""
+    empty = [Cell("")] * (len(DETECTOR_HEADER) - 2)
+    if not values:
+        return [Cell("floor"), Cell("random (control)"), *empty]
+    m = len(values)
+    mean = sum(values) / m
+    if m == 1:
+        score = Cell(f"{mean:.1f} (1 draw)", mean, csv=f"{mean:.4f}", title="one random draw: no spread")
+    else:
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (m - 1))
+        score = Cell(f"{mean:.1f} ± {sd:.1f} sd ({m} draws)", mean, sd, csv=f"{mean:.4f}", low=min(values),
+                     high=max(values), title="draws: " + ", ".join(f"{v:.1f}" for v in values))
+    parts = _part_cells(draws[0].sel, draws[0].steer) if m == 1 else _mean_parts(draws)
+    return [Cell("floor"), Cell(f"random (control{', ' + str(m) + ' draws' if m > 1 else ''})"), score, Cell(""),
+            Cell(""), *parts, Cell(""), Cell(""), Cell("")]
+
+
+def _mean_parts(draws: list[_Ranked]) -> list[Cell]:
+    """Each part's mean over the draws that measured it (one decimal: means of counts)."""
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    sels = [d.sel for d in draws if d.sel is not None]
+    steers = [d.steer for d in draws if d.steer is not None]
+    diag = mean([s.diagonal_max for s in sels])
+    ratio = mean([s.ratio for s in sels if math.isfinite(s.ratio)])
+    gain = mean([s.mean_gain for s in steers])
+    ok = mean([s.succeeded for s in steers])
+    return [Cell(f"{diag:.1f}/{sels[0].n}", diag / sels[0].n) if diag is not None else Cell(""),
+            Cell(f"{ratio:.1f}×", ratio) if ratio is not None else Cell(""),
+            Cell(points(gain), round(100 * gain, 6)) if gain is not None else Cell(""),
+            Cell(f"{ok:.1f}/{len(steers[0].gains)}", ok / len(steers[0].gains)) if ok is not None else Cell("")]
+
+
+DETECTOR_HEADER = ["Rank", "Detector", "Score", "vs leader", "Beats floor", "Diagonal max", "Diag / off-diag",
+                   "Mean gain (pts)", "Gain ≥ 50 pts", "Settings", "Neurons", "Parameters"]
+_NUMERIC = [False, False, True, False, False, True, True, True, True, True, True, False]
+
+
+def _kind_block(model: str, name: str, kind: str, ranked: list[_Ranked], draws: list[_Ranked],
+                labels: dict[int, str]) -> Block:
+    """One ranking: the detectors scored as ``kind``, ties with the leader marked, then the floor."""
+    draw_scores = [(d, v) for d in draws if (v := d.score_of(kind)) is not None]
+    values = [v for _, v in draw_scores]
+    ties = ties_with_leader([r.score.interval for r in ranked]) if ranked else None
+    rows, kinds, keys = [], [], []
+    for i, r in enumerate(ranked):
+        cmp = compare_to_floor(r.score.interval, values) if values else None
+        tie = "leader" if ties and i == ties.leader else TIE_TEXT[ties.tied[i]] if ties else ""
+        rows.append(_detector_row(str(i + 1), labels[id(r.det)], r, tie, _floor_text(cmp, values)))
+        kinds.append("")
         keys.append({"model": model, "neurons_sha256": ";".join(sorted(s for s in r.det.shas if s))})
-    return Block(caption=name, header=list(DETECTOR_HEADER), rows=rows, numeric=[False, False] + [True] * 6 + [False],
-                 row_kinds=kinds, csv_keys=keys, anchor=f"detectors-{slug(name)}")
+    rows.append(_floor_row([d for d, _ in draw_scores], values))
+    kinds.append("control")
+    keys.append({"model": model, "neurons_sha256": ";".join(sorted(s for d in draws for s in d.det.shas if s))})
+    return Block(caption=f"{name} · {kind}", header=list(DETECTOR_HEADER), rows=rows, numeric=list(_NUMERIC),
+                 row_kinds=kinds, csv_keys=keys, anchor=f"detectors-{slug(name)}-{slug(kind)}")
+
+
+def _unscored_block(model: str, name: str, unscored: list[_Ranked], labels: dict[int, str]) -> Block:
+    rows = [_detector_row("–", labels[id(r.det)], r, "", "") for r in unscored]
+    keys = [{"model": model, "neurons_sha256": ";".join(sorted(s for s in r.det.shas if s))} for r in unscored]
+    return Block(caption=f"{name} · not scored", header=list(DETECTOR_HEADER), rows=rows, numeric=list(_NUMERIC),
+                 row_kinds=[""] * len(rows), csv_keys=keys, anchor=f"detectors-{slug(name)}-not-scored")
+
+
+def _detector_blocks(model: str, name: str, dets: list[DetectorEvidence], base: dict[MetricKey, Score],
+                     base_n: dict[str, int]) -> list[Block]:
+    """Per measurement kind, one ranking (kinds are never mixed); detectors with nothing measured last."""
+    ranked = sorted((_evaluate(d, base, base_n) for d in dets), key=_Ranked.key)
+    labels = analysis.labels([r.det for r in ranked])
+    draws = [r for r in ranked if r.det.control]
+    detectors = [r for r in ranked if not r.det.control]
+    blocks = []
+    for kind in analysis.KINDS:
+        of_kind = [r for r in detectors if r.score is not None and r.score.kind == kind]
+        if of_kind or any(d.score is not None and d.score.kind == kind for d in draws):
+            blocks.append(_kind_block(model, name, kind, of_kind, draws, labels))
+    unscored = [r for r in detectors if r.score is None]
+    if unscored or not blocks:
+        blocks.append(_unscored_block(model, name, unscored, labels))
+        if not any(b.row_kinds.count("control") for b in blocks):  # the floor is always shown, measured or not
+            blocks[-1].rows.append(_floor_row([], []))
+            blocks[-1].row_kinds.append("control")
+            blocks[-1].csv_keys.append({"model": model, "neurons_sha256": ""})
+    return blocks
+
+
+def _settings_note(dets: list[DetectorEvidence], base: dict[str, dict[MetricKey, Score]],
+                   base_n: dict[str, dict[str, int]]) -> str:
+    chosen = []
+    for d in dets:
+        runs = analysis.steering(d, base.get(d.model, {}), base_n.get(d.model, {}))
+        if runs:
+            extra = f" (best of {len(runs)}, interval corrected for the choice)" if len(runs) > 1 else ""
+            chosen.append(f"{d.detector}: {runs[0].family}, {runs[0].setting}{extra}")
+    return "Steering setting shown per detector: " + "; ".join(sorted(set(chosen))) + "." if chosen else ""
+
+
+SCORE_NOTE = ("Score = mean of the measured shares, in percent: languages whose perplexity rises most when their "
+              "own neurons are switched off (Diagonal max), and languages whose lang_rate gains at least 50 points "
+              "when steered (Gain ≥ 50 pts). Scores measured differently (ppl + steering, ppl only, steering only) "
+              "are ranked in separate tables, never against each other.")
+INTERVAL_NOTE = ("Score interval (95%): each measured part gets an interval at 1 - 0.05/parts (Bonferroni), so "
+                 "they hold together and the mean of their bounds bounds the score. Diagonal max: paired "
+                 "bootstrap over documents (schema-2 ppl_matrix.json; older files and results rows give 'no "
+                 "interval'). Gain ≥ 50 pts: the languages whose gain interval (Newcombe, Bonferroni over the "
+                 "languages and over the steering settings the shown one was chosen from) lies wholly above 50 "
+                 "points, up to those whose interval reaches 50 points.")
+TIE_NOTE = ("vs leader: 'tied' when the detector's score interval overlaps the leader's (a conservative rule: "
+            "only 'below' is a difference one can cite; the order among tied detectors is not evidence), "
+            "'no interval' when either has none.")
 
 
 def detectors_view(table: Table, dets: list[DetectorEvidence]) -> View:
-    base = analysis.baselines(table)
+    base, base_n = analysis.baselines(table), analysis.baseline_samples(table)
     models = sorted({d.model for d in dets}, key=lambda m: (m == "", table.names.get(m, m)))
-    blocks = [_detector_block(m, table.names.get(m, m) or "model not recorded", [d for d in dets if d.model == m],
-                              base.get(m, {})) for m in models]
-    settings = sorted({s.setting for d in dets for s in analysis.steering(d, base.get(d.model, {}))[:1]})
-    notes = ["Score = mean of the measured shares: languages whose perplexity rises most when their own neurons "
-             "are switched off (Diagonal max), and languages whose lang_rate gains at least 50 points when steered "
-             "(Gain ≥ 50 pts); in percent. '(ppl only)' / '(steering only)': one of the two was not measured, so the score "
-             "compares directly only with scores measured the same way. The random control (same neuron counts, "
-             "random units) is the floor: a detector should beat it."]
+    blocks = [b for m in models for b in _detector_blocks(
+        m, table.names.get(m, m) or "model not recorded", [d for d in dets if d.model == m], base.get(m, {}),
+        base_n.get(m, {}))]
+    notes = [SCORE_NOTE, INTERVAL_NOTE, TIE_NOTE,
+             "Floor: the random control (random units, same per-layer counts), every draw of it run on the model "
+             "(detector 'random'), scored like the table's detectors and shown as the mean ± sd of the draws' "
+             "scores. " + FLOOR_RULE[0].upper() + FLOOR_RULE[1:] + f" (confidence {100 * DEFAULT_CONFIDENCE:.0f}%); "
+             "'no verdict' with one draw."]
+    settings = _settings_note(dets, base, base_n)
     if settings:
-        notes.append("Steering: " + "; ".join(settings) + " (best setting per detector).")
+        notes.append(settings)
     return View("detectors", "Detectors", "Which detector finds neurons that control a language?", blocks, notes)
 
 
@@ -169,6 +305,40 @@ def _steer_rows(model: str, family: str, dets: list[DetectorEvidence],
     runs.sort(key=lambda x: (-x[2].mean_gain, x[0], x[1]))
     langs = sorted({lang for _, _, s in runs for lang in s.rates})
     return langs, runs
+
+
+QUALITY_HEADER = ["Detector", "Intervention", "Language", "lang_rate (%)", "On-target and fluent (%)", "Distinct-2",
+                  "Degenerate (%)"]
+
+
+def _quality_cells(rate: Score | None, quality: dict[str, Score]) -> list[Cell]:
+    """lang_rate, success (on-target and fluent) and damage (distinct-2, degenerate) of one language."""
+    d2 = quality.get("distinct_2")
+    return [rate_cell(rate), rate_cell(quality.get("on_target_fluent")),
+            Cell(score_text(d2.value, d2.stderr), d2.value, d2.stderr) if d2 else Cell(""),
+            rate_cell(quality.get("degenerate"))]
+
+
+def _quality_block(model: str, name: str, family: str, langs: list[str], runs: list[tuple[str, str, Steering]],
+                   base: dict[MetricKey, Score]) -> Block | None:
+    """Success and damage beside lang_rate, one row per (run, language); ``None`` when no run reports them."""
+    def base_quality(lang: str) -> dict[str, Score]:
+        return {m: base[k] for m in analysis.QUALITY_METRICS if (k := MetricKey(steer_task(lang, family), m)) in base}
+
+    if not any(s.quality for _, _, s in runs) and not any(base_quality(lang) for lang in langs):
+        return None
+    rows = [[Cell("none"), Cell("unsteered"), Cell(lang),
+             *_quality_cells(base.get(MetricKey(steer_task(lang, family), LANG_RATE)), base_quality(lang))]
+            for lang in langs]
+    kinds = ["baseline"] * len(rows)
+    for label, setting, s in runs:
+        for lang in s.rates:
+            rows.append([Cell(label), Cell(setting), Cell(lang), *_quality_cells(s.rates[lang], s.quality.get(lang, {}))])
+            kinds.append("")
+    return Block(caption=f"{name} · {family} · success and damage", header=list(QUALITY_HEADER), rows=rows,
+                 numeric=[False, False, False, True, True, True, True], row_kinds=kinds,
+                 csv_keys=[{"model": model, "family": family}] * len(rows),
+                 anchor=f"steering-{slug(name)}-{slug(family)}-quality", kind="quality")
 
 
 def steering_view(table: Table, dets: list[DetectorEvidence]) -> View:
@@ -191,11 +361,100 @@ def steering_view(table: Table, dets: list[DetectorEvidence]) -> View:
                                 row_kinds=["baseline"] + [""] * len(runs),
                                 csv_keys=[{"model": model, "family": family}] * len(rows),
                                 anchor=f"steering-{slug(name)}-{slug(family)}"))
+            quality = _quality_block(model, name, family, langs, runs, base.get(model, {}))
+            if quality is not None:
+                blocks.append(quality)
+    notes = ["Rows are ranked by mean gain over the languages, against the unsteered row. "
+             "<lang> stands for each column's language; others = every other language of the neuron file."]
+    if any(b.kind == "quality" for b in blocks):
+        notes.append("Success and damage (docs/steering_quality.md): On-target and fluent = generations in the target "
+                     "language that are not degenerate (the success lang_rate alone cannot be gamed into); "
+                     "Distinct-2 = unique bigrams / bigrams (lower = more repetition); Degenerate = generations "
+                     "caught in a repetition loop. Each a mean over generations ± lm-eval's standard error.")
     return View("steering", "Steering", "How far does activating a language's neurons move generation into it? "
-                "Share of generations in the target language (lang_rate, %, ± standard error).", blocks,
-                ["Rows are ranked by mean gain over the languages, against the unsteered row. "
-                 "<lang> stands for each column's language; others = every other language of the neuron file."],
+                "Share of generations in the target language (lang_rate, %, ± standard error).", blocks, notes,
                 key_columns=3)
+
+
+# ------------------------------------------------------------------------------------ selectivity
+
+def _matrix_block(model: str, name: str, label: str, m: analysis.Matrix) -> Block:
+    """The perplexity-change matrix with each cell's interval where the file has one (percent)."""
+    rows = []
+    for i, row_lang in enumerate(m.languages):
+        cells = [Cell(row_lang)]
+        for j, v in enumerate(m.values[i]):
+            lo = m.ci_low[i][j] if m.has_intervals else math.nan
+            hi = m.ci_high[i][j] if m.has_intervals else math.nan
+            bounded = math.isfinite(lo) and math.isfinite(hi)
+            text = percent(v) + (f" [{percent(lo)}, {percent(hi)}]" if bounded else "")
+            cells.append(Cell(text, 100 * v if math.isfinite(v) else None, low=100 * lo if bounded else None,
+                              high=100 * hi if bounded else None))
+        rows.append(cells)
+    return Block(caption=f"{name} · {label}: perplexity change (row: neurons switched off)",
+                 header=["Switched off ↓ · evaluated →", *m.languages], rows=rows,
+                 numeric=[False] + [True] * len(m.languages), row_kinds=[""] * len(rows),
+                 csv_keys=[{"model": model, "detector": label}] * len(rows),
+                 anchor=f"selectivity-{slug(name)}-{slug(label)}")
+
+
+def _interval_source(m: analysis.Matrix) -> str:
+    if not m.has_intervals:
+        where = "results rows" if m.source == "results" else "a file without per-document scores (schema 1)"
+        return f"no interval: from {where}"
+    info = m.interval or {}
+    conf = info.get("confidence", DEFAULT_CONFIDENCE)
+    return f"{100 * conf:.3g}% paired bootstrap over documents, {info.get('n_resamples', '?')} resamples"
+
+
+def _dominance_row(label: str, m: analysis.Matrix) -> list[Cell]:
+    sel = analysis.selectivity(m)
+    if sel is None or sel.share is None or sel.ratio_interval is None:
+        return [Cell(label), Cell("incomplete matrix"), Cell(""), Cell(""), Cell(""), Cell(_interval_source(m))]
+    sh, ratio, k = sel.share, sel.ratio_interval, sel.n
+    share_text = f"{sel.diagonal_max}/{k}" + (f" [{round(sh.low * k)}/{k}, {round(sh.high * k)}/{k}]"
+                                              if sh.defined else "")
+    ratio_text = "" if not math.isfinite(ratio.value) else f"{ratio.value:.2f}×" + (
+        f" [{ratio.low:.2f}, {ratio.high:.2f}]" if ratio.defined else "")
+    docs = ", ".join(f"{lang} {n}" for lang, n in (m.n_docs or {}).items())
+    return [Cell(label), Cell(share_text, sh.value, csv=f"{sel.diagonal_max}/{k}",
+                              low=sh.low if sh.defined else None, high=sh.high if sh.defined else None),
+            Cell(ratio_text, ratio.value if math.isfinite(ratio.value) else None,
+                 low=ratio.low if ratio.defined else None, high=ratio.high if ratio.defined else None),
+            Cell("" if math.isnan(sel.p_value) else f"{sel.p_value:.3g}",
+                 None if math.isnan(sel.p_value) else sel.p_value),
+            Cell(docs), Cell(_interval_source(m))]
+
+
+DOMINANCE_HEADER = ["Detector", "Diagonal max", "Diag / off-diag", "p (dominance)", "Documents", "Interval"]
+
+
+def selectivity_view(table: Table, dets: list[DetectorEvidence]) -> View | None:
+    """Per model, diagonal dominance of every matrix (with intervals and p-value), then each matrix's cells."""
+    blocks = []
+    for model in sorted({d.model for d in dets if d.matrix is not None}, key=lambda m: table.names.get(m, m)):
+        group = sorted((d for d in dets if d.model == model and d.matrix is not None),
+                       key=lambda d: (d.control, d.detector, d.sha))
+        name = table.names.get(model, model) or "model not recorded"
+        labels = analysis.labels(group)
+        rows = [_dominance_row(labels[id(d)], d.matrix) for d in group]
+        blocks.append(Block(caption=f"{name} · diagonal dominance", header=list(DOMINANCE_HEADER), rows=rows,
+                            numeric=[False, True, True, True, False, False],
+                            row_kinds=["control" if d.control else "" for d in group],
+                            csv_keys=[{"model": model}] * len(rows), anchor=f"selectivity-{slug(name)}"))
+        blocks += [_matrix_block(model, name, labels[id(d)], d.matrix) for d in group]
+    if not blocks:
+        return None
+    notes = ["Cells: byte perplexity with the row language's neurons switched off ÷ without, minus 1, with the "
+             "paired document bootstrap interval where the ppl_matrix.json (schema 2) has per-document scores; "
+             "older files and matrices from results rows have no interval and say so.",
+             "Diagonal max: columns whose largest increase is on the diagonal, with its bootstrap interval. "
+             "Diag / off-diag: geometric-mean perplexity ratio on the diagonal ÷ off it (1 = no selectivity). "
+             "p (dominance): exact permutation test over row labels of the diagonal's rank score "
+             "(docs/statistics.md); with K languages it cannot go below 1/K!."]
+    return View("selectivity", "Selectivity", "Does switching a language's neurons off hurt that language most? "
+                "The perplexity-change matrices, with intervals and a test of the diagonal.", blocks, notes,
+                key_columns=1)
 
 
 # ------------------------------------------------------------------------------ models / alignment
@@ -317,6 +576,9 @@ def all_views(table: Table, dets: list[DetectorEvidence], pairs: Sequence[Pair] 
     views = []
     if dets:
         views.append(detectors_view(table, dets))
+    selective = selectivity_view(table, dets)
+    if selective is not None:
+        views.append(selective)
     steer = steering_view(table, dets)
     if steer.blocks:
         views.append(steer)

@@ -29,6 +29,19 @@ def seeds_record(seeds: Sequence[int | None] = DEFAULT_SEEDS) -> dict[str, int |
     return dict(zip(SEED_NAMES, seeds))
 
 
+def seeds_of(seed: int | None) -> tuple[int | None, ...]:
+    """``lm_eval --seed N``: one integer sets the python, numpy, torch and few-shot seeds; ``None``, the defaults.
+
+    ``bench-detector --seed`` and ``demo --seed`` pass theirs through here, so that their sampled generations
+    (``lang_steer`` samples at temperature 0.8) are a different, reproducible draw for every seed.
+    """
+    if seed is None:
+        return DEFAULT_SEEDS
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise LangNeuronError(f"seed must be an integer, got {seed!r}")
+    return (seed,) * len(SEED_NAMES)
+
+
 def make_task_manager(include_defaults: bool = False, include_path: str | Path | Sequence[str | Path] | None = None,
                       metadata: dict[str, Any] | None = None):
     """A ``TaskManager`` that knows our tasks (plus lm-eval's own with ``include_defaults=True``).

@@ -5,7 +5,8 @@ log-likelihood forward pass), ``_model_generate`` (every ``generate`` call, whos
 decoding steps all pass through the hooked modules) and ``loglikelihood_rolling`` (perplexity tasks),
 which runs :class:`~langneuron_eval.lmeval.engine.RollingEngine`: lm-eval's rolling windows of all
 documents batched together, and the log-likelihood of the targets without full-vocabulary logits for the
-whole batch. It agrees with ``hf`` to 1e-6 relative (float32; the softmax is always taken in float32, where
+whole batch. Inside :meth:`LangNeuronLM.task_interventions` each generation request carries its own task's
+intervention, so the generations of many steering tasks (one target language each) share ``generate`` calls. It agrees with ``hf`` to 1e-6 relative (float32; the softmax is always taken in float32, where
 ``hf`` takes it in the model's dtype). Everything ``hf`` accepts is passed through, so batching, devices,
 dtypes, chat templates and ``accelerate launch`` data parallelism behave as with ``--model hf`` (with
 several processes, rolling log-likelihoods take ``hf``'s own path); with ``mode=none`` no hook is installed.
@@ -24,8 +25,9 @@ path, its sha256 and detector) is added to the results JSON under ``config.langn
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from langneuron_eval import __version__
+from langneuron_eval.core.fingerprint import NeuronSites
 from langneuron_eval.core.interventions import Intervention, InterventionSpec, LanguageEdit, RowInterventions
 from langneuron_eval.core.modeling import check_model_path, non_text_token_ids, split_gguf
 from langneuron_eval.core.neurons import NeuronFile
@@ -54,6 +57,32 @@ def _use_cpu_processes(device: Any) -> None:
         return
     if str(device or "").startswith("cpu") or not torch.accelerator.is_available():
         os.environ["ACCELERATE_USE_CPU"] = "true"
+
+
+class _RowText(str):
+    """A request's context that carries its row condition through lm-eval's sorting and batching.
+
+    ``HFLM.generate_until`` sorts and batches the ``(context, gen_kwargs)`` tuples it is given and passes each
+    batch's contexts, unchanged, to :meth:`LangNeuronLM.tok_batch_encode`; the tag tells that call which
+    condition each row of the coming ``generate`` call has, whatever order lm-eval chose.
+    """
+
+    condition: int
+
+    def __new__(cls, text: str, condition: int) -> _RowText:
+        obj = super().__new__(cls, text)
+        obj.condition = condition
+        return obj
+
+
+@dataclasses.dataclass
+class _TaskPlan:
+    """What :meth:`LangNeuronLM.task_interventions` installs: task -> condition index, and the per-row hooks."""
+
+    index: dict[str, int]  # task name -> condition (0: no intervention)
+    specs: dict[str, InterventionSpec]
+    rows: RowInterventions
+    pending: list[int] | None = None  # the row conditions of the batch tok_batch_encode saw last
 
 
 @register_model("langneuron")
@@ -102,6 +131,7 @@ class LangNeuronLM(HFLM):
         self._neuron_path: str | None = None
         self._neuron_sha256: str | None = None
         self._spec = InterventionSpec()
+        self._plan: _TaskPlan | None = None
         self._install(spec, neuron_file, neuron_path)
 
     def _adopt_cpu_data_parallel(self) -> None:
@@ -187,6 +217,8 @@ class LangNeuronLM(HFLM):
                         **generation_kwargs: Any) -> torch.Tensor:
         if self._suppress and "suppress_tokens" not in generation_kwargs:
             generation_kwargs["suppress_tokens"] = self._suppress  # e.g. Gemma 3's <start_of_image>
+        if self._plan is not None and self._plan.pending is not None:
+            return self._generate_rows(context, max_length, stop, **generation_kwargs)
         iv = self._active()
         if iv is None:
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
@@ -210,6 +242,7 @@ class LangNeuronLM(HFLM):
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
         """lm-eval's rolling log-likelihood of each request's text, under the current intervention."""
+        self._refuse_planned(requests, "rolling log-likelihood")
         if self.backend != "causal" or self.world_size > 1:  # hf pads windows across processes; keep its path
             return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
         strings = [req.args[0] for req in requests]
@@ -236,12 +269,102 @@ class LangNeuronLM(HFLM):
             raise LangNeuronError("scoring under interventions needs a model loaded with neurons=<neuron file>")
         row_context = None
         if any(edits[c] for c in order):
-            sites = self.intervention.sites if self.intervention is not None else None
-            riv = RowInterventions(self.model, self._neurons, [tuple(edits[c]) for c in order], sites=sites)
+            riv = RowInterventions(self.model, self._neurons, [tuple(edits[c]) for c in order], sites=self._sites())
             index = {c: k for k, c in enumerate(order)}
             row_context = lambda rows: riv.rows([index[c] for c in rows])  # noqa: E731
         return self.rolling_engine().score(encode_once(texts, self.tok_encode), list(conditions),
                                            row_context=row_context, on_batch=on_batch)
+
+    def _sites(self) -> NeuronSites:
+        """The neuron file's sites in this model (those of the installed intervention when there is one)."""
+        if self.intervention is not None:
+            return self.intervention.sites
+        return resolve_for_file(self.model, self._neurons.fingerprint if self._neurons else None, self._site_modules)
+
+    @property
+    def row_conditions_supported(self) -> bool:
+        """Whether rows of one batch can carry different interventions (not yet for mixture-of-experts files)."""
+        return self._neurons is None or self._sites().moe is None
+
+    # ------------------------------------------------------------------ one intervention per task while generating
+    @contextlib.contextmanager
+    def task_interventions(self, by_task: Mapping[str, InterventionSpec]) -> Iterator[None]:
+        """Generate every request of task ``T`` under ``by_task[T]``, the rows of all tasks batched together.
+
+        For a steering sweep over target languages (``lang_steer_<L>`` under "activate L"), one lm-eval pass over
+        all the tasks inside this block replaces one pass per language: lm-eval batches the requests of every
+        task with the same generation settings, and each row of a ``generate`` call is edited by its own task's
+        intervention (:class:`RowInterventions`, the row's condition read from the request's ``task_name``).
+        Requests of tasks not in ``by_task`` generate without intervention. Every spec must share ``positions``
+        (``all`` or ``generated``); the model's own intervention must be ``mode=none`` (the two would compound).
+        Log-likelihood requests of a task in ``by_task`` are refused: only generation is batched this way.
+
+        What is identical to one pass per task: greedy outputs, row by row (each row's edits and prompt are the
+        same; only floating-point results of a batched matrix product may differ in the last bits, which can flip
+        an exact tie). Sampled outputs are not: lm-eval seeds torch once per pass and ``generate`` draws each
+        step's tokens for the whole batch from one random stream, so which numbers a row receives depends on the
+        batch's composition. The samples are as random and follow the same distribution, but not the same draws.
+        """
+        if self._plan is not None:
+            raise LangNeuronError("task_interventions blocks do not nest")
+        if self._active() is not None:
+            raise LangNeuronError("task_interventions needs the model's own intervention at mode=none "
+                                  "(call set_intervention(mode='none') first)")
+        specs = dict(by_task)
+        positions = {spec.positions for spec in specs.values()}
+        if len(positions) > 1:
+            raise LangNeuronError(f"per-task interventions must share positions, got {sorted(positions)}")
+        conditions: list[tuple[LanguageEdit, ...]] = [()]
+        for task, spec in specs.items():
+            if spec.needs_neurons and self._neurons is None:
+                raise LangNeuronError(f"task {task}: an intervention needs a model loaded with neurons=<neuron file>")
+            if self._neurons is not None:
+                spec.check_against(self._neurons, str(self._neuron_path))
+            conditions.append(tuple(spec.edits(self._neurons)))
+        rows = RowInterventions(self.model, self._neurons, conditions, positions=positions.pop() if positions else "all",
+                                sites=self._sites())
+        self._plan = _TaskPlan({task: k + 1 for k, task in enumerate(specs)}, specs, rows)
+        try:
+            yield
+        finally:
+            self._plan = None
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """``hf``'s ``generate_until``; inside :meth:`task_interventions` each context is tagged with its condition."""
+        plan = self._plan
+        if plan is None:
+            return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        tagged = [dataclasses.replace(req, arguments=(_RowText(req.args[0], plan.index.get(req.task_name, 0)),
+                                                      *req.args[1:]))
+                  for req in requests]
+        try:
+            return super().generate_until(tagged, disable_tqdm=disable_tqdm)
+        finally:
+            plan.pending = None
+
+    def _generate_rows(self, context: torch.Tensor, max_length: int, stop: list[str],
+                       **generation_kwargs: Any) -> torch.Tensor:
+        """One ``generate`` call whose row ``r`` is edited by the condition ``tok_batch_encode`` recorded for it."""
+        plan = self._plan
+        assert plan is not None and plan.pending is not None
+        conds, plan.pending = plan.pending, None
+        if len(conds) != context.shape[0]:
+            raise LangNeuronError(f"{context.shape[0]} prompts to generate from but {len(conds)} row conditions")
+        with plan.rows.rows(conds), plan.rows.generating():
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+
+    def _refuse_planned(self, requests: Sequence[Any], what: str) -> None:
+        plan = self._plan
+        if plan is None:
+            return
+        steered = sorted({req.task_name for req in requests if plan.index.get(req.task_name, 0)})
+        if steered:
+            raise LangNeuronError(f"task_interventions apply to generation only; {what} requests of "
+                                  f"{', '.join(steered)} cannot be scored under them")
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        self._refuse_planned(requests, "log-likelihood")
+        return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
 
     def tok_batch_encode(self, strings: list[str], padding_side: str = "left", left_truncate_len: int | None = None,
                          truncation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,15 +376,21 @@ class LangNeuronLM(HFLM):
         """
         ids, mask = super().tok_batch_encode(strings, padding_side=padding_side,
                                              left_truncate_len=left_truncate_len, truncation=truncation)
+        if self._plan is not None and strings and all(isinstance(s, _RowText) for s in strings):
+            self._plan.pending = [s.condition for s in strings]  # the next generate call's rows, in this order
         if ids.shape[1] == 0:
             ids = torch.full((len(strings), 1), int(self.prefix_token_id), dtype=torch.long)
             mask = torch.ones_like(ids)
         return ids, mask
 
     # ------------------------------------------------------------------ provenance
-    def intervention_info(self) -> dict[str, Any]:
-        """What ``results["config"]["langneuron"]`` records, enough to reproduce the intervention."""
-        spec, nf = self._spec, self._neurons
+    def intervention_info(self, spec: InterventionSpec | None = None) -> dict[str, Any]:
+        """What ``results["config"]["langneuron"]`` records, enough to reproduce the intervention.
+
+        ``spec``: describe that intervention (on this model and neuron file) instead of the installed one; a
+        pass inside :meth:`task_interventions` records each task's this way.
+        """
+        spec, nf = spec or self._spec, self._neurons
         info: dict[str, Any] = {
             "mode": spec.mode,
             "lang": list(spec.langs),
@@ -290,5 +419,8 @@ class LangNeuronLM(HFLM):
     def get_model_info(self) -> dict[str, Any]:
         info = super().get_model_info()
         info["langneuron"] = self.intervention_info()
+        if self._plan is not None:
+            info["langneuron"]["per_task"] = {task: self.intervention_info(spec)
+                                              for task, spec in self._plan.specs.items()}
         return info
 

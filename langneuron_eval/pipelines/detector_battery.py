@@ -2,20 +2,29 @@
 
 One detector (a registered name, an entry point or a ``module:attr`` target) is run on activation
 statistics of a model and scored beside the reference detectors ``lape`` (the demo's parameters),
-``kojima_ap``, ``zhang`` and ``random``:
+``kojima_ap`` and ``zhang``, and beside a random control drawn several times:
 
 * neurons per language, overlap between languages and layer distribution (``detectors.report.summarize``);
 * the perplexity-change matrix (deactivate each language's neurons) and its diagonal dominance;
-* steering: lang_rate gain per language when its neurons are activated (the demo's intervention).
+* steering: per language, the gain in the combined success ``on_target_fluent`` (the generation is in the
+  target language and not degenerate) when its neurons are activated, with ``lang_rate``'s gain beside it;
+  the demo's intervention, or per language the setting a ``langneuron sweep`` chose.
+
+The random control matches the *tested* detector: per language and per layer as many units as it selected,
+drawn uniformly within each layer, ``floor_draws`` times with seeds derived from ``seed``. The draws' scores
+are the floor's spread (a null distribution); the tested detector beats the floor only as
+``evidence.floor.compare_to_floor`` decides. ``seed`` also sets lm-eval's seeds of every steering pass (the
+generations are sampled) and the bootstrap's.
 
 Everything lands in ``out``: ``stats.safetensors``, ``neurons/``, ``ppl_matrix/<detector>/``, lm-eval results
 (``results/**/results_*.json``), ``leaderboard/`` and ``bench.json``. Per-detector figures are cached in
-``cache/`` keyed on the model, the neuron file's content and the evaluation sizes, so a ``reuse`` run only
+``cache/`` keyed on the model, the neuron file's content and the evaluation settings, so a ``reuse`` run only
 evaluates detectors whose neurons changed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -25,8 +34,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from langneuron_eval.core import demo_assets
 from langneuron_eval.core.corpus import resolve_corpus, split_specs
+from langneuron_eval.core.interventions import POSITIONS
 from langneuron_eval.core.modeling import load_model
 from langneuron_eval.core.neurons import NeuronFile
 from langneuron_eval.core.ppl_matrix import PplMatrixFile
@@ -37,16 +49,27 @@ from langneuron_eval.detectors.report import summarize, table
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.evidence.dominance import dominance_summary
 from langneuron_eval.evidence.floor import DEFAULT_DRAWS, compare_to_floor
-from langneuron_eval.evidence.intervals import normal_interval, rate_gain, successes_of
+from langneuron_eval.evidence.intervals import (
+    DEFAULT_CONFIDENCE,
+    Interval,
+    normal_interval,
+    paired_rate_gain,
+    rate_gain,
+    steering_replicates,
+    successes_of,
+)
 from langneuron_eval.evidence.ppl import attach_evidence
 from langneuron_eval.evidence.regression import Figure, RegressionRecord, check_regressions
-from langneuron_eval.fileio import jsonable, write_json, write_text
+from langneuron_eval.fileio import jsonable, sha256_file, write_json, write_text
 from langneuron_eval.leaderboard.build import build_leaderboard
 from langneuron_eval.lmeval import evaluation
 from langneuron_eval.lmeval.catalogue import LANG_RATE, PPL_METRIC, STEER_FAMILY, STEER_SUCCESS, steer_task
 from langneuron_eval.lmeval.results import metric as results_metric
 from langneuron_eval.lmeval.results import write_results
 from langneuron_eval.pipelines.measurements import (
+    ON_TARGET_FLUENT,
+    OUTCOMES_KEY,
+    STEER_OUTCOMES,
     EvalConfig,
     params_text,
     ppl_change_matrix,
@@ -56,32 +79,112 @@ from langneuron_eval.pipelines.progress import Progress, quiet_lm_eval
 from langneuron_eval.provenance import versions
 
 REFERENCES = ("lape", "kojima_ap", "zhang", "random")
+SUCCESS = ON_TARGET_FLUENT  # the battery's steering score: on target AND not degenerate (issue #24)
+SWEEP_SCHEMA = "langneuron-eval/sweep"
+# a sweep's Setting field -> the EvalConfig field steering_gains reads
+SETTING_FIELDS = {"strength": "steer_strength", "value": "steer_value", "deactivate_others": "steer_deactivate_others",
+                  "positions": "steer_positions"}
 
 
 @dataclass
 class BenchConfig(EvalConfig):
-    """Sizes and intervention of the battery: the demo's (:class:`EvalConfig`), ``quick()`` for tests."""
+    """Sizes and intervention of the battery: the demo's (:class:`EvalConfig`), ``quick()`` for tests.
 
-    seed: int = 0  # the random control's draws and the bootstrap's resampling
+    ``steering``: per language, a steering setting (``strength``, ``value``, ``deactivate_others``,
+    ``positions``, as ``langneuron sweep`` writes them) replacing the ``steer_*`` defaults for that language.
+    """
+
+    seed: int = 0  # lm-eval's seeds of the steering passes, the random control's draws, the bootstrap
     floor_draws: int = DEFAULT_DRAWS  # seeded draws of the random control: the floor is their spread
+    steering: dict[str, dict[str, Any]] = field(default_factory=dict)
+    steering_from: str | None = None  # the sweep.json the settings came from (recorded, not read again)
+    confidence: float = DEFAULT_CONFIDENCE
 
     @classmethod
     def quick(cls) -> BenchConfig:
         return cls(langs=("en", "zh"), detect_sentences=60, ppl_limit=2, steer_limit=2, floor_draws=2)
 
     def reference_params(self) -> dict[str, dict[str, Any]]:
-        """The references, the random control drawn ``floor_draws`` times with seeds ``seed``, ``seed + 1``, ..."""
+        """The reference detectors (lape, kojima_ap, zhang); the random control is :meth:`control_params`."""
         refs = super().reference_params()
-        control = refs.pop("random")
-        for i in range(max(1, self.floor_draws)):
-            refs["random" if i == 0 else f"random_{i + 1}"] = {**control, "seed": self.seed + i}
+        refs.pop("random")
         return refs
+
+    def control_params(self, tested_neurons: Path) -> dict[str, dict[str, Any]]:
+        """The random control's draws ``random``, ``random_2``, ...: the tested file's per-layer counts."""
+        return {"random" if i == 0 else f"random_{i + 1}": {"reference_neurons": str(tested_neurons),
+                                                            "per_layer": True, "seed": s}
+                for i, s in enumerate(control_seeds(self.seed, self.floor_draws))}
+
+    def setting(self, lang: str) -> dict[str, Any]:
+        """The steering setting of ``lang``: the sweep's choice, else the ``steer_*`` defaults."""
+        default = {"strength": self.steer_strength, "value": self.steer_value,
+                   "deactivate_others": self.steer_deactivate_others, "positions": self.steer_positions}
+        return {**default, **self.steering.get(lang, {})}
+
+    def for_setting(self, setting: dict[str, Any]) -> BenchConfig:
+        """A copy whose ``steer_*`` fields are ``setting`` (what ``steering_gains`` reads)."""
+        return dataclasses.replace(self, **{SETTING_FIELDS[k]: v for k, v in setting.items()})
 
     def eval_key(self) -> dict[str, Any]:
         """What the evaluation figures depend on besides the model and the neurons."""
         return {"langs": list(self.langs), "ppl_limit": self.ppl_limit, "steer_limit": self.steer_limit,
-                "batch_size": self.batch_size, "steer_value": self.steer_value,
-                "steer_strength": self.steer_strength, "steer_deactivate_others": self.steer_deactivate_others}
+                "batch_size": self.batch_size, "seed": self.seed, "confidence": self.confidence,
+                "steering": {lang: self.setting(lang) for lang in self.langs}}
+
+
+def control_seeds(seed: int, draws: int) -> list[int]:
+    """Seeds of the random control's draws, derived from ``seed`` (numpy's ``SeedSequence``).
+
+    Derived rather than ``seed, seed + 1, ...`` so that a tested ``random`` detector run with the battery's own
+    ``--seed`` is never one of its control draws, and neighbouring ``--seed`` values share no draw.
+    """
+    state = np.random.SeedSequence([int(seed), 0x5EED]).generate_state(max(1, int(draws)), dtype=np.uint32)
+    return [int(x) & 0x7FFFFFFF for x in state]
+
+
+def steering_from_sweep(path: Path, langs: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Per language, the setting ``langneuron sweep`` chose (``chosen.<lang>``, else its ``overall`` one).
+
+    Returns (settings, notes). One clear line, before anything runs, when the file is not a sweep or has no
+    setting for a language.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise LangNeuronError(f"sweep file not found: {path}") from None
+    except (OSError, ValueError) as e:
+        raise LangNeuronError(f"{path} is not a sweep.json ({e})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SWEEP_SCHEMA:
+        raise LangNeuronError(f"{path} is not a sweep.json of `langneuron sweep` (schema {SWEEP_SCHEMA})")
+    overall = (doc.get("overall") or {}).get("setting")
+    settings, notes = {}, []
+    if doc.get("family", STEER_FAMILY) != STEER_FAMILY:
+        notes.append(f"{path} chose its settings on {doc.get('family')}; the battery steers {STEER_FAMILY}")
+    for lang in langs:
+        chosen = (doc.get("chosen") or {}).get(lang) or {}
+        setting = chosen.get("setting")
+        if setting is None and overall is not None:
+            why = chosen.get("reason") or "the sweep did not cover it"
+            notes.append(f"{lang}: no per-language setting in {path} ({why}); using its overall setting")
+            setting = overall
+        if setting is None:
+            raise LangNeuronError(f"{path} chose no steering setting for {lang} and no overall one "
+                                  f"({chosen.get('reason') or 'language not swept'})")
+        settings[lang] = _check_setting(setting, f"{path}: {lang}")
+    return settings, notes
+
+
+def _check_setting(setting: Any, where: str) -> dict[str, Any]:
+    if not isinstance(setting, dict) or set(setting) - set(SETTING_FIELDS):
+        raise LangNeuronError(f"{where}: a setting has {', '.join(SETTING_FIELDS)}, got {setting!r}")
+    strength = setting.get("strength", 1.0)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (
+            math.isfinite(strength) and strength > 0):
+        raise LangNeuronError(f"{where}: strength must be a positive number, got {strength!r}")
+    if setting.get("positions", "all") not in POSITIONS:
+        raise LangNeuronError(f"{where}: positions must be one of {', '.join(POSITIONS)}")
+    return {**setting, "strength": float(strength)}
 
 
 def _hash(obj: Any) -> str:
@@ -151,6 +254,14 @@ class _Bench:
         return self.target if self.target not in REFERENCES else f"{self.target}_tested"
 
 
+def tested_params(target: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """``params``, with ``seed`` filled in when the detector draws random numbers and the user set none."""
+    specs = getattr(get_detector(target), "param_specs", lambda: [])()
+    if "seed" in {s.name for s in specs} and "seed" not in params:
+        return {**params, "seed": seed}
+    return dict(params)
+
+
 def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, model: str | None = None,
               corpus: str | None = None, stats_path: str | None = None, reuse: bool = False,
               progress: bool = True, verbose: bool = False, task_manager: Any = None) -> dict[str, Any]:
@@ -160,7 +271,7 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
     metadata) replaces the default one. lm-eval's bars and logs are silenced unless ``verbose``.
     """
     started = time.perf_counter()
-    get_detector(target)  # unknown names fail before any slow work
+    params = tested_params(target, params, cfg.seed)  # unknown names fail here, before any slow work
     bench = _Bench(target, params, out, cfg, str(model or demo_assets.base_model_path()),
                    str(corpus or demo_assets.demo_corpus_dir("detect")), stats_path, reuse,
                    Progress("bench", None, progress), task_manager=task_manager)
@@ -173,28 +284,52 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
         bench.baselines = (_read_cache(bench.cache / "baselines.json", base_key) if reuse else None) or {}
         figures = {name: _detector_figures(bench, name, method, base_key) for name, method, _ in bench.runs}
         _leaderboard(bench, figures)
-    result = {"schema": "langneuron-eval/bench-detector", "schema_version": 1, "tested": bench.label,
+    result = {"schema": "langneuron-eval/bench-detector", "schema_version": 2, "tested": bench.label,
               "target": target, "params": figures[bench.label]["params"], "model": bench.model,
               "corpus": None if stats_path else bench.corpus,
               "stats": bench.stats_path, "config": asdict(cfg), "languages": bench.langs,
+              "steering_metric": SUCCESS, "steering": {lang: cfg.setting(lang) for lang in bench.langs},
+              "steering_from": None if not cfg.steering_from else {
+                  "path": cfg.steering_from, "sha256": sha256_file(cfg.steering_from)},
               "detector_order": list(figures), "detect_seconds": round(bench.detect_seconds, 2),
               "seconds": round(time.perf_counter() - started, 1),
-              "detectors": figures, "floor": floor_comparison(bench.label, bench.runs, figures),
+              "detectors": figures, "floor": floor_comparison(bench.label, bench.runs, figures, cfg.confidence),
               "leaderboard": str(out / "leaderboard"), "versions": versions(),
-              "seeds": evaluation.seeds_record()}
+              "seeds": evaluation.seeds_record(evaluation.seeds_of(cfg.seed))}
     write_json(out / "bench.json", jsonable(result), force=True)
     return result
 
 
-def floor_comparison(tested: str, runs: list[tuple[str, str, dict[str, Any]]],
-                     figures: dict[str, Any]) -> dict[str, Any] | None:
-    """The tested detector's mean steering gain against the seeded draws of the random control."""
-    draws = [figures[name]["mean_gain"] for name, method, _ in runs if method == "random" and name != tested]
+def floor_comparison(tested: str, runs: list[tuple[str, str, dict[str, Any]]], figures: dict[str, Any],
+                     confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+    """Per figure (mean steering gain, diagonal share): the tested detector against the random control's draws.
+
+    The floor is the draws' spread; "beats the floor" is :func:`compare_to_floor`'s one-sided Welch test at
+    ``1 - confidence``. Empty when there are no draws.
+    """
+    draws = [name for name, method, _ in runs if method == "random" and name != tested]
     if not draws:
-        return None
-    fig = figures[tested]
-    cmp = compare_to_floor(normal_interval(fig["mean_gain"], fig.get("mean_gain_se")), draws)
-    return {"figure": "mean_steering_gain", **cmp.to_dict()}
+        return {}
+    out = {}
+    for figure in ("mean_steering_gain", "diagonal_share"):
+        values = [_figure_interval(figures[d], figure).value for d in draws]
+        if not all(math.isfinite(v) for v in values):
+            continue
+        cmp = compare_to_floor(_figure_interval(figures[tested], figure), values, confidence)
+        out[figure] = {"figure": figure, "draw_names": draws, **cmp.to_dict()}
+    return out
+
+
+def _figure_interval(fig: dict[str, Any], figure: str) -> Interval:
+    """A detector's figure with its interval, as stored in its ``bench.json`` entry."""
+    if figure == "mean_steering_gain":
+        g = fig["mean_gain_ci"]
+        return Interval(fig["mean_gain"], _num(g.get("ci_low")), _num(g.get("ci_high")), g.get("confidence", 0.95),
+                        g.get("method", ""), g.get("n"))
+    d = fig["diagonal"]
+    low, high = d.get("share_ci") or (None, None)
+    return Interval(_num(d.get("share")), _num(low), _num(high), DEFAULT_CONFIDENCE, "percentile",
+                    len(fig["counts"]))
 
 
 def _statistics(bench: _Bench) -> Any:
@@ -232,9 +367,11 @@ def _record(bench: _Bench) -> Any:
 
 
 def _detect(bench: _Bench, stats: Any) -> None:
-    """The tested detector first, then the references; each neuron file saved under ``neurons/``."""
-    bench.runs = [(bench.label, bench.target, bench.params)] + [
-        (m, "random" if m.startswith("random_") else m, p) for m, p in bench.cfg.reference_params().items()]
+    """The tested detector first, then the references, then the random draws shaped like the tested neurons."""
+    tested = bench.out / "neurons" / f"{_slug(bench.label)}.json"
+    bench.runs = [(bench.label, bench.target, bench.params)]
+    bench.runs += [(m, m, p) for m, p in bench.cfg.reference_params().items()]
+    bench.runs += [(m, "random", p) for m, p in bench.cfg.control_params(tested).items()]
     for name, method, p in bench.runs:
         bench.log(f"detecting: {name}" + (f" ({params_text(p)})" if p else ""))
         t0 = time.perf_counter()
@@ -260,15 +397,12 @@ def _detector_figures(bench: _Bench, name: str, method: str, base_key: str) -> d
         _write_cache(bench.cache / "baselines.json", base_key, bench.baselines)
         _write_cache(bench.cache / f"{_slug(name)}.json", key, cached)
     fig.update(cached)
-    steering = fig["steering"]
-    gains = [r["gain"] for r in steering.values()]
-    fig["mean_gain"] = sum(gains) / len(gains) if gains else 0.0
-    ses = [r.get("se") for r in steering.values()]
-    fig["mean_gain_se"] = math.sqrt(sum(x**2 for x in ses)) / len(ses) if ses and None not in ses else None
-    fig["steered_50"] = sum(1 for g in gains if g >= STEER_SUCCESS)
+    fig.update(summarize_steering(fig["steering"], bench.cfg.seed, bench.cfg.confidence))
+    for r in fig["steering"].values():
+        r.pop("outcomes", None)  # kept in the cache for the bootstrap, not repeated in bench.json
     pm = attach_evidence(PplMatrixFile(bench.langs, fig["ppl_matrix"], fig["ppl_baseline"], PPL_METRIC, provenance={
         "detector": nf.detector, "neurons_sha256": fig["neurons_sha256"]}, per_document=fig.get("ppl_per_document")),
-        seed=bench.cfg.seed)
+        confidence=bench.cfg.confidence, seed=bench.cfg.seed)
     pm.save(bench.out / "ppl_matrix" / _slug(name) / "ppl_matrix.json")
     fig["diagonal"] = dominance_summary(pm.dominance)
     fig.pop("ppl_per_document", None)  # kept in ppl_matrix.json, not repeated in bench.json
@@ -297,7 +431,7 @@ def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
     else:
         ppl["per_document"] = None  # no baseline documents to pair with: the matrix gets no intervals
     runs = len(langs) - len(empty) + ("steer" not in bench.baselines)
-    bar = bench.log(f"{name}: steering ({len(langs)} activation runs, x{cfg.steer_strength})", runs=runs)
+    bar = bench.log(f"{name}: steering ({len(langs)} activation runs)", runs=runs)
     rates = _steer(bench, lm, _slug(name), empty, bar.run)
     bar.close()
     del lm
@@ -307,33 +441,136 @@ def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
 
 
 def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> dict[str, Any]:
-    """Steering gains; the unsteered run once for all detectors; languages without neurons gain nothing."""
-    langs, results_dir = bench.langs, bench.out / "results"
+    """Per language the success and lang_rate gains, paired by generation; the unsteered pass once for all
+    detectors; languages without neurons gain nothing (their steered generations are the unsteered ones)."""
+    cfg, langs, results_dir = bench.cfg, bench.langs, bench.out / "results"
     if "steer" not in bench.baselines:
         on_run("no intervention")
         lm.set_intervention(mode="none")
-        res = evaluation.evaluate(lm, [steer_task(lang) for lang in langs], limit=bench.cfg.steer_limit,
-                                  task_manager=bench.task_manager)
-        write_results(results_dir / "base-none-steer" / "results_bench.json", res, force=True)
+        res = evaluation.evaluate(lm, [steer_task(lang) for lang in langs], limit=cfg.steer_limit,
+                                  task_manager=bench.task_manager, seeds=evaluation.seeds_of(cfg.seed),
+                                  log_samples=True)
+        res = _keep_outcomes(res)
+        write_results(results_dir / "base-none-steer" / "results_bench.json",
+                      {k: v for k, v in res.items() if k != OUTCOMES_KEY}, force=True)
         bench.baselines["steer"] = {"results": {t: v for t, v in res["results"].items()
                                                 if t.startswith(f"{STEER_FAMILY}_")},
-                                    "n-samples": res.get("n-samples", {})}
+                                    "n-samples": res.get("n-samples", {}), OUTCOMES_KEY: res[OUTCOMES_KEY]}
+    base = bench.baselines["steer"]
     rows = [lang for lang in langs if lang not in empty]
-    rates, _ = steering_gains(lm, rows, bench.cfg, bench.task_manager, results_dir, tag,
-                              base_res=bench.baselines["steer"], results_name="results_bench.json",
-                              on_run=on_run) if rows else ({}, None)
-    for lang in empty:
-        before = results_metric(bench.baselines["steer"], steer_task(lang), LANG_RATE)
-        rates[lang] = {"unsteered": before, "steered": before, "gain": 0.0, "stderr": None}
-    add_gain_evidence(rates, results_dir, tag, "results_bench.json", bench.baselines["steer"], empty)
-    return {lang: rates[lang] for lang in langs}
+    groups: dict[str, list[str]] = {}  # one steering_gains call per distinct setting
+    for lang in rows:
+        groups.setdefault(json.dumps(cfg.setting(lang), sort_keys=True), []).append(lang)
+    rates: dict[str, Any] = {}
+    for setting, group in groups.items():
+        got, _ = steering_gains(lm, group, cfg.for_setting(json.loads(setting)), bench.task_manager, results_dir,
+                                tag, base_res=base, results_name="results_bench.json", on_run=on_run,
+                                seed=cfg.seed, confidence=cfg.confidence)
+        rates.update(got)
+    out = {}
+    for lang in langs:
+        entry = steering_entry(lang, base, rates.get(lang), cfg.confidence)
+        out[lang] = {**entry, "setting": cfg.setting(lang), "neurons": lang not in empty}
+    return out
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+def _keep_outcomes(res: dict[str, Any]) -> dict[str, Any]:
+    """lm-eval results without their ``samples``, with each task's 0/1 outcomes per generation kept under
+    ``OUTCOMES_KEY`` in ``steering_gains``' layout (``doc_id`` and one list per outcome, in document order)."""
+    out = {k: v for k, v in res.items() if k != "samples"}
+    kept = {}
+    for task, rows in (res.get("samples") or {}).items():
+        rows = sorted(rows, key=lambda smp: int(smp["doc_id"]))
+        kept[task] = {"doc_id": [int(smp["doc_id"]) for smp in rows],
+                      **{m: [float(smp[m]) for smp in rows] for m in STEER_OUTCOMES if all(m in smp for smp in rows)}}
+    out[OUTCOMES_KEY] = kept
+    return out
+
+
+def steering_entry(lang: str, base: dict[str, Any], rates: dict[str, Any] | None,
+                   confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+    """One language's steering figures: the success (``on_target_fluent``) gain with its interval, as the score,
+    and ``lang_rate``'s beside it under ``lang_rate``.
+
+    ``rates`` is ``steering_gains``' entry for the language (``None``: the detector has no neurons for it, so the
+    steered generations are the unsteered ones). With per-generation outcomes both gains are paired (Newcombe's
+    paired interval, McNemar's test); without, Newcombe's interval for independent samples from the counts.
+    Falls back to ``lang_rate`` as the score (``metric`` says which) when the task reports no success.
+    """
+    task = steer_task(lang)
+    before = (base.get(OUTCOMES_KEY) or {}).get(task)
+    if rates is None:
+        after = before
+    else:
+        after = rates.get("outcomes")
+        before = after["unsteered"] if after else None
+        after = after["steered"] if after else None
+    metric = SUCCESS if _has_metric(base, task, SUCCESS, rates, before, after) else LANG_RATE
+    per = {m: _gain(m, task, base, rates, before, after, confidence) for m in dict.fromkeys((metric, LANG_RATE))}
+    entry = {"metric": metric, **per[metric], "lang_rate": per[LANG_RATE]}
+    if before is not None and after is not None:
+        entry["outcomes"] = {"unsteered": before[metric], "steered": after[metric]}
+    return entry
+
+
+def _has_metric(base: dict[str, Any], task: str, metric: str, rates: dict[str, Any] | None, before: Any,
+                after: Any) -> bool:
+    """Whether both runs report ``metric``: per generation, or (unpaired) as the rates' aggregate."""
+    if before is not None and after is not None:
+        return metric in before and metric in after
+    return f"{metric},none" in (base.get("results") or {}).get(task, {}) and (rates is None or metric in rates)
+
+
+def _gain(metric: str, task: str, base: dict[str, Any], rates: dict[str, Any] | None, before: Any, after: Any,
+          confidence: float) -> dict[str, Any]:
+    """Unsteered and steered rate of one 0/1 outcome and the gain, with intervals (paired where possible)."""
+    if before is not None and after is not None and metric in before and metric in after:
+        g = paired_rate_gain(before[metric], after[metric], confidence)
+    else:  # counts only: the steered run's results file, or no neurons (steered = unsteered)
+        n_b = _n_samples(base, task)
+        b = results_metric(base, task, metric)
+        a, n_a = (b, n_b) if rates is None else (rates["steered"] if metric == LANG_RATE
+                                                 else rates.get(metric, {}).get("steered"), rates.get("n") or n_b)
+        if not n_b or not n_a or a is None:
+            return {"unsteered": b, "steered": a, "gain": None if a is None else a - b, "n": None, "se": None,
+                    "ci_low": None, "ci_high": None, "paired": False}
+        g = rate_gain(successes_of(b, n_b), n_b, successes_of(a, n_a), n_a, confidence)
+    return {"unsteered": g.before.value, "steered": g.after.value, "gain": g.value, "n": g.interval.n,
+            "se": g.interval.se, "ci_low": g.interval.low, "ci_high": g.interval.high, "p_value": g.p_value,
+            "unsteered_ci": [g.before.low, g.before.high], "steered_ci": [g.after.low, g.after.high],
+            "paired": g.paired, "confidence": confidence}
+
+
+def summarize_steering(steering: dict[str, dict[str, Any]], seed: int = 0,
+                       confidence: float = DEFAULT_CONFIDENCE, n_resamples: int = 2000) -> dict[str, Any]:
+    """The detector's steering score over languages: the mean success gain with its interval, and the count of
+    languages gaining at least ``STEER_SUCCESS``.
+
+    With every language's per-generation outcomes: a percentile bootstrap over generations (paired within a
+    language, independent across languages; ``evidence.steering_replicates``), whose bounds cannot leave
+    [-1, 1]. Otherwise ``mean ± z·se`` with the languages' standard errors combined as independent, clipped to
+    [-1, 1].
+    """
+    gains = [r["gain"] for r in steering.values() if r.get("gain") is not None]
+    mean = sum(gains) / len(gains) if gains else math.nan
+    lang_rate = [r["lang_rate"]["gain"] for r in steering.values() if r["lang_rate"].get("gain") is not None]
+    out = {"mean_gain": mean, "mean_lang_rate_gain": sum(lang_rate) / len(lang_rate) if lang_rate else math.nan,
+           "steered_50": sum(1 for g in gains if g >= STEER_SUCCESS), "steering_metric": SUCCESS}
+    outcomes = {lang: (r["outcomes"]["unsteered"], r["outcomes"]["steered"]) for lang, r in steering.items()
+                if r.get("outcomes")}
+    if steering and len(outcomes) == len(steering) and all(len(b) >= 2 for b, _ in outcomes.values()):
+        reps = steering_replicates(outcomes, STEER_SUCCESS, n_resamples=n_resamples, seed=seed)["mean_gain"]
+        iv = reps.interval(confidence, n=min(len(b) for b, _ in outcomes.values()))
+        out["mean_gain_se"] = reps.se
+    else:
+        ses = [r.get("se") for r in steering.values()]
+        se = math.sqrt(sum(x**2 for x in ses)) / len(ses) if ses and None not in ses else None
+        iv = normal_interval(mean, se, confidence, _min_n(steering.values()))
+        if iv.defined:
+            iv = dataclasses.replace(iv, low=max(-1.0, iv.low), high=min(1.0, iv.high))
+        out["mean_gain_se"] = se
+    out["mean_gain_ci"] = iv.to_dict()
+    return out
 
 
 def _n_samples(res: dict[str, Any], task: str) -> int | None:
@@ -344,9 +581,17 @@ def _n_samples(res: dict[str, Any], task: str) -> int | None:
         return None
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def add_gain_evidence(rates: dict[str, dict[str, Any]], results_dir: Path, tag: str, results_name: str,
                       base_res: dict[str, Any] | None = None, unchanged: list[str] | tuple[str, ...] = ()) -> None:
-    """Add intervals to ``steering_gains``' rates, with the sample sizes read from the saved lm-eval results.
+    """Add intervals to ``steering_gains``' rates that have none, with the sample sizes read from the saved
+    lm-eval results (``steering_gains`` now adds paired intervals itself: those rates are left as they are).
 
     ``base_res``: the unsteered results (else ``results_dir/base-none-steer/<results_name>``); languages in
     ``unchanged`` had no neurons, so their steered rate is the unsteered one.
@@ -354,6 +599,8 @@ def add_gain_evidence(rates: dict[str, dict[str, Any]], results_dir: Path, tag: 
     base = base_res if base_res and base_res.get("n-samples") else _read_json(
         results_dir / "base-none-steer" / results_name)
     for lang, r in rates.items():
+        if r.get("ci_low") is not None:
+            continue
         n_before = _n_samples(base, steer_task(lang))
         after = _read_json(results_dir / f"base-{tag}-activate-{lang}" / results_name)
         n_after = n_before if lang in unchanged else _n_samples(after, steer_task(lang))
@@ -361,11 +608,7 @@ def add_gain_evidence(rates: dict[str, dict[str, Any]], results_dir: Path, tag: 
 
 
 def gain_evidence(before: float, n_before: int | None, after: float, n_after: int | None) -> dict[str, Any]:
-    """Wilson intervals of both rates and Newcombe's interval of the gain (the runs' outcomes not paired here).
-
-    Per-generation outcomes of both runs would allow the paired interval (``evidence.paired_rate_gain``),
-    narrower when the runs are correlated; lm-eval's aggregated results give only the rates and their n.
-    """
+    """Wilson intervals of both rates and Newcombe's interval of the gain, from counts only (unpaired)."""
     if not n_before or not n_after:
         return {"n": None, "se": None, "ci_low": None, "ci_high": None}
     g = rate_gain(successes_of(before, n_before), n_before, successes_of(after, n_after), n_after)
@@ -382,12 +625,16 @@ def _leaderboard(bench: _Bench, figures: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- golden files
+GOLDEN_SCHEMA = "langneuron-eval/bench-golden"
+GOLDEN_VERSION = 3  # 3: figures carry their interval; steering figures are on_target_fluent gains
+
+
 def golden_figures(result: dict[str, Any]) -> dict[str, Figure]:
     """The tested detector's figures a golden file pins, each with its standard error and sample size.
 
     ``diagonal_share``: se from the document bootstrap (0 without per-document scores: the matrix is then a
-    deterministic measurement); steering gains: Newcombe's interval over the generations; their mean: the
-    languages' errors combined as independent.
+    deterministic measurement); ``steering_gain.<lang>``: the success gain, se from Newcombe's (paired)
+    interval over the generations; ``mean_steering_gain``: their mean, se from the bootstrap over generations.
     """
     fig = result["detectors"][result["tested"]]
     d = fig["diagonal"]
@@ -396,6 +643,24 @@ def golden_figures(result: dict[str, Any]) -> dict[str, Figure]:
                                         _min_n(fig["steering"].values()))}
     out.update({f"steering_gain.{lang}": Figure(_num(r["gain"]), r.get("se"), r.get("n"))
                 for lang, r in fig["steering"].items()})
+    return out
+
+
+def golden_intervals(result: dict[str, Any]) -> dict[str, Interval]:
+    """The interval of every golden figure as the battery computed it: the share's bootstrap percentile interval
+    (inside [0, 1]), Newcombe's interval of each gain and the bootstrap interval of the mean gain (inside
+    [-1, 1]) -- never ``value ± z·se``, which leaves those ranges at small n."""
+    fig = result["detectors"][result["tested"]]
+    conf = float(result["config"].get("confidence", DEFAULT_CONFIDENCE))
+    share = _figure_interval(fig, "diagonal_share")
+    if not share.defined and share.value == share.value and not fig["diagonal"].get("share_se"):
+        share = dataclasses.replace(share, low=share.value, high=share.value, method="exact")  # no resampling
+    out = {"diagonal_share": dataclasses.replace(share, confidence=conf),
+           "mean_steering_gain": _figure_interval(fig, "mean_steering_gain")}
+    for lang, r in fig["steering"].items():
+        out[f"steering_gain.{lang}"] = Interval(_num(r["gain"]), _num(r.get("ci_low")), _num(r.get("ci_high")),
+                                                conf, "newcombe-paired" if r.get("paired") else "newcombe",
+                                                r.get("n"))
     return out
 
 
@@ -409,10 +674,16 @@ def _min_n(rates: Any) -> int | None:
 
 
 def write_golden(path: Path, result: dict[str, Any]) -> None:
-    figures = {name: f.to_dict() for name, f in golden_figures(result).items()}
-    write_json(path, jsonable({"schema": "langneuron-eval/bench-golden", "schema_version": 2,
+    """The golden file: per figure its value, se, n and interval (``ci_low``/``ci_high``, method, confidence)."""
+    intervals = golden_intervals(result)
+    figures = {name: {**f.to_dict(), "ci_low": intervals[name].low, "ci_high": intervals[name].high,
+                      "method": intervals[name].method, "confidence": intervals[name].confidence}
+               for name, f in golden_figures(result).items()}
+    write_json(path, jsonable({"schema": GOLDEN_SCHEMA, "schema_version": GOLDEN_VERSION,
                                "detector": result["target"], "params": result["params"], "config": result["config"],
-                               "seed": result["config"].get("seed"), "figures": figures}), force=True)
+                               "seed": result["config"].get("seed"),
+                               "steering_metric": result.get("steering_metric", SUCCESS), "figures": figures}),
+               force=True)
 
 
 def read_golden(golden_path: Path) -> tuple[dict[str, Any], dict[str, Figure]]:
@@ -430,63 +701,115 @@ def read_golden(golden_path: Path) -> tuple[dict[str, Any], dict[str, Figure]]:
     return golden, figures
 
 
+def _stored_interval(doc: Any, figure: Figure, confidence: float) -> Interval:
+    """A golden figure's stored interval; files before schema 3 have none: the noise model's own."""
+    if isinstance(doc, dict) and doc.get("ci_low") is not None and doc.get("ci_high") is not None:
+        return Interval(figure.value, float(doc["ci_low"]), float(doc["ci_high"]),
+                        float(doc.get("confidence", confidence)), str(doc.get("method", "")), figure.n)
+    return figure.interval(confidence)
+
+
 def check_golden(result: dict[str, Any], golden_path: Path,
                  alpha: float = 0.05) -> tuple[list[RegressionRecord], list[str]]:
     """(one record per golden figure, warnings): a figure regresses when its drop is significant given both
-    runs' noise (one-sided tests, Holm-corrected over the figures: false-alarm rate <= ``alpha``)."""
+    runs' noise (one-sided tests, Holm-corrected over the figures: false-alarm rate <= ``alpha``).
+
+    The records' intervals are the ones the battery computed (stored in the golden file), not ``value ± z·se``.
+    """
     golden, wanted = read_golden(golden_path)
     warnings = []
-    config = {k: v for k, v in json.loads(json.dumps(result["config"])).items() if k not in ("seed", "floor_draws")}
-    if golden.get("config") and {k: v for k, v in golden["config"].items()
-                                 if k not in ("seed", "floor_draws")} != config:
+    ignore = ("seed", "floor_draws", "steering_from")
+    config = {k: v for k, v in json.loads(json.dumps(result["config"])).items() if k not in ignore}
+    if golden.get("config") and {k: v for k, v in golden["config"].items() if k not in ignore} != config:
         warnings.append(f"warning: {golden_path} was written with other battery settings "
-                        "(e.g. --quick vs full); figures may not be comparable")
+                        "(e.g. --quick vs full, another steering setting); figures may not be comparable")
+    if golden.get("steering_metric", LANG_RATE) != result.get("steering_metric", SUCCESS):
+        warnings.append(f"warning: {golden_path} pins {golden.get('steering_metric', LANG_RATE)} gains, this run "
+                        f"measures {result.get('steering_metric', SUCCESS)}: rewrite it with --write-baseline")
     if any(f.se is None for f in wanted.values()):
         warnings.append(f"warning: {golden_path} stores figures without standard errors (an older golden file); "
                         "those are compared exactly: rewrite it with --write-baseline")
-    return check_regressions(wanted, golden_figures(result), alpha=alpha), warnings
+    conf = float(result["config"].get("confidence", DEFAULT_CONFIDENCE))
+    new_iv = golden_intervals(result)
+    records = check_regressions(wanted, golden_figures(result), alpha=alpha, confidence=conf)
+    return [dataclasses.replace(r, golden_interval=_stored_interval(golden["figures"][r.figure], r.golden, conf),
+                                new_interval=new_iv.get(r.figure, r.new_interval)) for r in records], warnings
 
 
 def format_regressions(records: list[RegressionRecord]) -> str:
-    """One line per figure: golden and new value with their 95% intervals, z, corrected p and the verdict."""
+    """One line per figure: golden and new value with their intervals, z, corrected p and the verdict."""
     def iv(i: Any) -> str:
         return "" if i is None or not i.defined else f"[{i.low:.3f}, {i.high:.3f}]"
 
+    pct = {round(100 * r.golden_interval.confidence) for r in records} or {95}
+    ci = f"{pct.pop()}% CI" if len(pct) == 1 else "CI"
     rows = [[r.figure, f"{r.golden.value:.3f}", iv(r.golden_interval),
              "" if r.new is None else f"{r.new.value:.3f}", iv(r.new_interval),
              "" if math.isnan(r.z) else f"{r.z:+.2f}", "" if math.isnan(r.p_adjusted) else f"{r.p_adjusted:.3g}",
              r.verdict] for r in records]
-    return table(["figure", "golden", "golden 95% CI", "new", "new 95% CI", "z", "p (Holm)", "verdict"], rows)
+    return table(["figure", "golden", f"golden {ci}", "new", f"new {ci}", "z", "p (Holm)", "verdict"], rows)
 
 
 # ---------------------------------------------------------------------------------------------- text
+def _ci_text(low: Any, high: Any) -> str:
+    return "" if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) else \
+        f" [{low:+.2f}, {high:+.2f}]"
+
+
+def _floor_lines(result: dict[str, Any]) -> list[str]:
+    """One line per floor figure: the draws' spread, the tested detector and the verdict."""
+    lines = []
+    for figure, floor in (result.get("floor") or {}).items():
+        verdict = {True: "beats", False: "does not beat", None: "cannot tell whether it beats"}[floor["beats_floor"]]
+        p = "" if floor["p_value"] is None or math.isnan(floor["p_value"]) else \
+            f" (one-sided Welch p = {floor['p_value']:.3g})"
+        lines.append(f"random floor, {figure} ({len(floor['draws'])} draws of the tested detector's per-layer "
+                     f"counts): mean {floor['mean']:+.3f}, sd {floor['sd']:.3f}; {result['tested']} "
+                     f"{floor['detector']['value']:+.3f}, {verdict} the floor{p}")
+    return [*lines, ""] if lines else []
+
+
+def _setting_line(result: dict[str, Any]) -> str:
+    settings = result.get("steering") or {}
+    keys = {json.dumps(v, sort_keys=True) for v in settings.values()}
+    def text(v: dict[str, Any]) -> str:
+        return (f"{v['value']} x{v['strength']:g}{', others zeroed' if v['deactivate_others'] else ''}"
+                f"{'' if v.get('positions', 'all') == 'all' else ', ' + v['positions']}")
+    where = f" (from {result['config'].get('steering_from')})" if result["config"].get("steering_from") else ""
+    if len(keys) == 1:
+        return f"steering setting{where}: {text(next(iter(settings.values())))}"
+    return f"steering settings{where}: " + "; ".join(f"{lang} {text(v)}" for lang, v in settings.items())
+
+
 def format_table(result: dict[str, Any]) -> str:
     langs = result["languages"]
     figs = result["detectors"]
+    metric = result.get("steering_metric", SUCCESS)
     rows = []
     for name, f in figs.items():
         d = f["diagonal"]
         ratio = d.get("ratio")
+        ci = f.get("mean_gain_ci") or {}
         rows.append([name, f["total_units"], f["unique_units"], f["mean_overlap"],
                      "/".join(f"{round(100 * s)}" for s in f["layer_share"]),
                      f"{d['columns_diagonal_max']}/{len(langs)}",
                      "nan" if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)) else f"{ratio:.2f}",
-                     f"{f['mean_gain']:+.3f}", f"{f['steered_50']}/{len(langs)}"])
-    floor = result.get("floor")
-    floor_line = [] if not floor else [
-        f"random floor ({len(floor['draws'])} draws, mean steering gain): mean {floor['mean']:+.3f}, "
-        f"sd {floor['sd']:+.3f}; {result['tested']} {floor['detector']['value']:+.3f}, "
-        f"{'beats' if floor['beats_floor'] else 'does not beat' if floor['beats_floor'] is False else 'cannot tell'}"
-        f" the floor (one-sided Welch p = {floor['p_value']:.3g})", ""]
-    parts = [f"== bench-detector: {result['tested']} vs {', '.join(REFERENCES)} on {result['model']} ==", "",
-             *floor_line,
-             table(["detector", "units", "unique", "overlap", "layers %", "diag max", "diag/off", "mean gain",
-                    "gain>=.5"], rows), "",
+                     f"{f['mean_gain']:+.3f}{_ci_text(ci.get('ci_low'), ci.get('ci_high'))}",
+                     f"{f.get('mean_lang_rate_gain', math.nan):+.3f}", f"{f['steered_50']}/{len(langs)}"])
+    per_lang = [[n, *(f"{f['steering'][lang]['gain']:+.2f}"
+                      f"{_ci_text(f['steering'][lang].get('ci_low'), f['steering'][lang].get('ci_high'))}"
+                      for lang in langs)] for n, f in figs.items()]
+    raw = [[n, *(f"{f['steering'][lang]['lang_rate']['gain']:+.2f}" for lang in langs)] for n, f in figs.items()]
+    parts = [f"== bench-detector: {result['tested']} vs lape, kojima_ap, zhang and the random control on "
+             f"{result['model']} ==", "", _setting_line(result), "", *_floor_lines(result),
+             table(["detector", "units", "unique", "overlap", "layers %", "diag max", "diag/off",
+                    f"{metric} gain [95% CI]", "lang_rate gain", "gain>=.5"], rows), "",
              "neurons per language:",
              table(["detector", *langs], [[n, *(f["counts"].get(lang, 0) for lang in langs)] for n, f in figs.items()]),
-             "", "steering gain per language (lang_rate, activated - unsteered):",
-             table(["detector", *langs], [[n, *(f"{f['steering'][lang]['gain']:+.2f}" for lang in langs)]
-                                          for n, f in figs.items()])]
+             "", f"steering gain per language ({metric}, activated - unsteered, 95% CI):",
+             table(["detector", *langs], per_lang),
+             "", "lang_rate gain per language (the language-ID share alone, activated - unsteered):",
+             table(["detector", *langs], raw)]
     return "\n".join(parts) + "\n"
 
 

@@ -3,7 +3,8 @@
 * :func:`ppl_change_matrix`: LAPE's perplexity-change matrix. Row i = language whose neurons are deactivated,
   column j = language whose held-out text is scored, ``matrix[i][j] = ppl(j | deactivate i) / ppl(j) - 1``
   (byte perplexity by default: comparable across scripts, since ``log ppl_byte = NLL / bytes``).
-* :func:`steering_gains`: ``lang_rate`` per language without and with that language's neurons activated.
+* :func:`steering_gains`: ``lang_rate`` per language without and with that language's neurons activated, the gain
+  with a paired interval over the same prompts and seeds; every language's steered generations in one pass.
 * :func:`diagonal_dominance`: how clearly each language's neurons hurt that language most.
 
 All run on one loaded ``LangNeuronLM``; a matrix is one engine call over its ``1 + #languages`` conditions
@@ -23,8 +24,15 @@ from typing import Any
 import numpy as np
 
 from langneuron_eval.core.corpus import overlap_problems, resolve_corpus, split_specs
-from langneuron_eval.core.interventions import LanguageEdit
+from langneuron_eval.core.interventions import OTHERS, InterventionSpec, LanguageEdit
 from langneuron_eval.errors import LangNeuronError
+from langneuron_eval.evidence.intervals import (
+    DEFAULT_CONFIDENCE,
+    Gain,
+    paired_rate_gain,
+    rate_gain,
+    successes_of,
+)
 from langneuron_eval.fileio import atomic_path
 from langneuron_eval.languages import DEMO_LANGUAGES, written_with_spaces
 from langneuron_eval.lmeval import evaluation
@@ -54,6 +62,7 @@ class EvalConfig:
     steer_value: str = "mean"
     steer_strength: float = 12.0
     steer_deactivate_others: bool = True
+    steer_positions: str = "all"  # all | generated (core/interventions.py)
     # LAPE's reference rule (1%) leaves the Latin-script languages of a 3M model near noise; the demo uses
     # 5% of neurons with one quota per language (documented option beside the reference rule).
     lape_params: dict[str, Any] = field(default_factory=lambda: {"top_rate": 0.05, "per_language_quota": True})
@@ -237,36 +246,194 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_
             "runs": len(conditions), "tokens": tokens, "tokens_per_second": tokens / seconds if seconds > 0 else 0.0}
 
 
+# ------------------------------------------------------------------------------------------ steering
+ON_TARGET_FLUENT = "on_target_fluent"  # the lang_steer tasks' success metric that a repetition loop cannot game
+STEER_OUTCOMES = (LANG_RATE, ON_TARGET_FLUENT)  # the 0/1 outcomes kept per generation, paired across runs
+OUTCOMES_KEY = "steer_outcomes"  # where an unsteered results dict keeps its per-generation outcomes
+_PER_TASK_SECTIONS = ("results", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "samples")
+
+
+def steer_spec(cfg: EvalConfig, lang: str) -> InterventionSpec:
+    """The steering intervention for target ``lang``: activate its neurons (``cfg``'s value, strength, positions)."""
+    return InterventionSpec.from_args("activate", lang, cfg.steer_value, cfg.steer_strength, cfg.steer_positions,
+                                      OTHERS if cfg.steer_deactivate_others else None)
+
+
+def _outcomes(samples: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """lm-eval's logged samples of one task -> ``{"doc_id": [...], "lang_rate": [...], "on_target_fluent": [...]}``,
+    in document order (metrics a task does not report are left out)."""
+    rows = sorted(samples, key=lambda smp: int(smp["doc_id"]))
+    out: dict[str, list[Any]] = {"doc_id": [int(smp["doc_id"]) for smp in rows]}
+    out.update({m: [float(smp[m]) for smp in rows] for m in STEER_OUTCOMES if rows and all(m in smp for smp in rows)})
+    return out
+
+
+def _with_outcomes(res: dict[str, Any]) -> dict[str, Any]:
+    """``res`` without lm-eval's bulky ``samples``, with the per-generation outcomes under :data:`OUTCOMES_KEY`."""
+    samples = res.pop("samples", None) or {}
+    res[OUTCOMES_KEY] = {task: _outcomes(rows) for task, rows in samples.items()}
+    return res
+
+
+def _task_results(res: dict[str, Any], task: str, info: dict[str, Any]) -> dict[str, Any]:
+    """The part of a many-task results dict that one task's own pass would have written, with its intervention.
+
+    A batched steering pass runs every target language's task at once; the leaderboard and the battery read one
+    results file per (detector, target language) whose ``config.langneuron`` names that language's intervention.
+    """
+    out = {k: v for k, v in res.items() if k not in _PER_TASK_SECTIONS + ("groups", "group_subtasks")}
+    out.update({k: {task: res[k][task]} for k in _PER_TASK_SECTIONS if task in (res.get(k) or {})})
+    out["config"] = {**res.get("config", {}), "langneuron": info}
+    return out
+
+
+def _save(res: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Write lm-eval results as a results file (outcomes stay in memory), and return them with their outcomes."""
+    res = _with_outcomes(res)
+    write_results(path, {k: v for k, v in res.items() if k != OUTCOMES_KEY}, force=True)
+    return res
+
+
+@dataclass(frozen=True)
+class _Passes:
+    """What every steering pass of one :func:`steering_gains` call shares besides the model."""
+
+    task_manager: Any
+    seeds: tuple[int | None, ...]
+    gen_kwargs: dict[str, Any] | None
+
+    def evaluate(self, lm: Any, tasks: list[str], limit: int | None) -> dict[str, Any]:
+        return evaluation.evaluate(lm, tasks, limit=limit, task_manager=self.task_manager, seeds=self.seeds,
+                                   log_samples=True, gen_kwargs=self.gen_kwargs)
+
+
+def _steered_passes(lm: Any, langs: list[str], cfg: EvalConfig, passes: _Passes, batched: bool,
+                    on_run: RunHook | None) -> dict[str, dict[str, Any]]:
+    """Each language's steered results (with its samples): one lm-eval pass for all languages, or one each."""
+    specs = {lang: steer_spec(cfg, lang) for lang in langs}
+    label = f"activating {{}} neurons x{cfg.steer_strength}"
+    lm.set_intervention(mode="none")
+    if batched and len(langs) > 1 and lm.row_conditions_supported:
+        if on_run is not None:
+            on_run(label.format(f"each language's ({len(langs)} languages in one pass)"))
+        with lm.task_interventions({steer_task(lang): spec for lang, spec in specs.items()}):
+            res = passes.evaluate(lm, [steer_task(lang) for lang in langs], cfg.steer_limit)
+        return {lang: _task_results(res, steer_task(lang), lm.intervention_info(specs[lang])) for lang in langs}
+    out = {}
+    for lang, spec in specs.items():
+        if on_run is not None:
+            on_run(label.format(lang))
+        lm.set_intervention(mode="activate", lang=lang, value=spec.value, strength=spec.strength,
+                            positions=spec.positions, deactivate="+".join(spec.deactivate) or None)
+        out[lang] = passes.evaluate(lm, [steer_task(lang)], cfg.steer_limit)
+    lm.set_intervention(mode="none")
+    return out
+
+
 def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any, results_dir: Path, tag: str,
                    base_res: dict[str, Any] | None = None, results_name: str = "results_demo.json",
-                   on_run: RunHook | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """lang_rate per language without and with that language's neurons activated (the demo's intervention).
+                   on_run: RunHook | None = None, seed: int | None = None, batched: bool = True,
+                   confidence: float = DEFAULT_CONFIDENCE,
+                   gen_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """lang_rate per language without and with that language's neurons activated, with paired intervals.
 
-    ``cfg`` supplies ``steer_value``, ``steer_strength``, ``steer_deactivate_others`` and ``steer_limit``.
-    ``base_res`` (the unsteered ``lang_steer_*`` results of the same model and limit) skips the unsteered
-    run. Every run's lm-eval results are saved under ``results_dir``. Returns (rates, unsteered results).
+    ``cfg`` supplies ``steer_value``, ``steer_strength``, ``steer_positions``, ``steer_deactivate_others`` and
+    ``steer_limit``. ``base_res`` (the unsteered results of an earlier call on the same model, limit and seed, as
+    this function returns them) skips the unsteered run. ``seed``: lm-eval's four seeds (python, numpy, torch,
+    few-shot) all set to it, as ``lm_eval --seed N`` does; ``None`` keeps lm-eval's defaults (0,1234,1234,1234).
+    ``gen_kwargs`` overrides the tasks' generation settings as lm-eval's ``--gen_kwargs`` does (``None``: the
+    tasks' own, 64 tokens sampled at temperature 0.8).
+
+    ``batched`` (default): every target language's generations in ONE lm-eval pass, rows of a ``generate`` call
+    each steered towards their own task's language (:meth:`LangNeuronLM.task_interventions`). Greedy outputs equal
+    one pass per language; sampled ones follow the same distribution but not the same draws (the batch shares one
+    random stream), so a sampled rate moves within its interval when ``batched`` changes. Mixture-of-experts neuron
+    files always take one pass per language. Results files: ``results_dir/base-none-steer/<results_name>`` and
+    ``results_dir/base-<tag>-activate-<lang>/<results_name>`` (one per language, as a pass of its own would write).
+
+    Returns ``(rates, base_res)``. ``rates[lang]``: ``unsteered``, ``steered``, ``gain``, ``stderr`` (lm-eval's, of
+    the steered rate) and, from the per-generation outcomes matched by ``doc_id``: ``n`` (paired generations),
+    ``paired``, ``confidence``, ``se``, ``ci_low``/``ci_high`` and ``p_value`` of the gain (Newcombe's paired
+    interval, exact McNemar test), ``unsteered_ci``/``steered_ci`` (Wilson), ``on_target_fluent`` (the same
+    figures for that outcome) and ``outcomes`` (``{"doc_id": [...], "unsteered": {metric: [0/1...]}, "steered":
+    {...}}``). A ``base_res`` without outcomes gives the unpaired interval (``paired`` false). ``base_res`` is
+    lm-eval's unsteered results with the outcomes under ``"steer_outcomes"``.
     """
+    passes = _Passes(task_manager, evaluation.seeds_of(seed), gen_kwargs)
     if base_res is None:
         if on_run is not None:
             on_run("no intervention")
         lm.set_intervention(mode="none")
-        base_res = evaluation.evaluate(lm, [steer_task(lang) for lang in langs], limit=cfg.steer_limit,
-                                       task_manager=task_manager)
-        write_results(results_dir / "base-none-steer" / results_name, base_res, force=True)
+        base_res = _save(passes.evaluate(lm, [steer_task(lang) for lang in langs], cfg.steer_limit),
+                         results_dir / "base-none-steer" / results_name)
+    elif OUTCOMES_KEY not in base_res and base_res.get("samples"):
+        base_res = _with_outcomes(dict(base_res))
+    steered = _steered_passes(lm, langs, cfg, passes, batched, on_run)
     rates = {}
     for lang in langs:
-        if on_run is not None:
-            on_run(f"activating {lang} neurons x{cfg.steer_strength}")
-        lm.set_intervention(mode="activate", lang=lang, value=cfg.steer_value, strength=cfg.steer_strength,
-                            deactivate="others" if cfg.steer_deactivate_others else None)
-        res = evaluation.evaluate(lm, [steer_task(lang)], limit=cfg.steer_limit, task_manager=task_manager)
-        write_results(results_dir / f"base-{tag}-activate-{lang}" / results_name, res, force=True)
-        before = results_metric(base_res, steer_task(lang), LANG_RATE)
-        after = results_metric(res, steer_task(lang), LANG_RATE)
-        stderr = metric_stderr(res, steer_task(lang), LANG_RATE)
-        rates[lang] = {"unsteered": before, "steered": after, "gain": after - before, "stderr": stderr}
-    lm.set_intervention(mode="none")
+        res = _save(steered[lang], results_dir / f"base-{tag}-activate-{lang}" / results_name)
+        rates[lang] = _rate_figures(base_res, res, steer_task(lang), confidence)
     return rates, base_res
+
+
+def _rate_figures(base: dict[str, Any], res: dict[str, Any], task: str, confidence: float) -> dict[str, Any]:
+    """One language's rates, gain and intervals (see :func:`steering_gains`)."""
+    before, after = results_metric(base, task, LANG_RATE), results_metric(res, task, LANG_RATE)
+    out: dict[str, Any] = {"unsteered": before, "steered": after, "gain": after - before,
+                           "stderr": metric_stderr(res, task, LANG_RATE), "confidence": confidence}
+    b = (base.get(OUTCOMES_KEY) or {}).get(task)
+    a = (res.get(OUTCOMES_KEY) or {}).get(task)
+    if b is None or a is None:  # unsteered outcomes not kept: only the counts pair up, not the generations
+        out.update(_unpaired(before, _n_samples(base, task), after, _n_samples(res, task), confidence))
+        out["outcomes"] = None
+        return out
+    common = sorted(set(b["doc_id"]) & set(a["doc_id"]))
+    pick = {name: {m: _by_doc(o, m, common) for m in STEER_OUTCOMES if m in o} for name, o in (("unsteered", b),
+                                                                                                ("steered", a))}
+    out.update(_paired(pick["unsteered"][LANG_RATE], pick["steered"][LANG_RATE], confidence))
+    if ON_TARGET_FLUENT in pick["unsteered"] and ON_TARGET_FLUENT in pick["steered"]:
+        fb, fa = pick["unsteered"][ON_TARGET_FLUENT], pick["steered"][ON_TARGET_FLUENT]
+        out[ON_TARGET_FLUENT] = {"unsteered": _mean(fb), "steered": _mean(fa), "gain": _mean(fa) - _mean(fb),
+                                 **_paired(fb, fa, confidence)}
+    out["outcomes"] = {"doc_id": common, **pick}
+    return out
+
+
+def _by_doc(outcomes: dict[str, list[Any]], metric: str, docs: list[int]) -> list[float]:
+    where = {d: i for i, d in enumerate(outcomes["doc_id"])}
+    return [outcomes[metric][where[d]] for d in docs]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+def _interval_keys(g: Gain) -> dict[str, Any]:
+    return {"se": g.interval.se, "ci_low": g.interval.low, "ci_high": g.interval.high, "p_value": g.p_value,
+            "unsteered_ci": [g.before.low, g.before.high], "steered_ci": [g.after.low, g.after.high]}
+
+
+def _paired(before: Sequence[float], after: Sequence[float], confidence: float) -> dict[str, Any]:
+    """Newcombe's paired interval of the gain and Wilson intervals of both rates, generation by generation."""
+    return {"n": len(before), "paired": True, **_interval_keys(paired_rate_gain(before, after, confidence))}
+
+
+def _unpaired(before: float, n_before: int | None, after: float, n_after: int | None,
+              confidence: float) -> dict[str, Any]:
+    """Newcombe's interval for independent samples (counts only), where the unsteered outcomes were not kept."""
+    if not n_before or not n_after:
+        return {"n": None, "paired": False, "se": None, "ci_low": None, "ci_high": None, "p_value": None,
+                "unsteered_ci": None, "steered_ci": None}
+    g = rate_gain(successes_of(before, n_before), n_before, successes_of(after, n_after), n_after, confidence)
+    return {"n": min(n_before, n_after), "paired": False, **_interval_keys(g)}
+
+
+def _n_samples(res: dict[str, Any], task: str) -> int | None:
+    """How many generations a rate is the mean of (lm-eval's ``n-samples``), if recorded."""
+    try:
+        return int(res["n-samples"][task]["effective"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def format_change(v: float) -> str:
