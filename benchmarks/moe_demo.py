@@ -1,12 +1,13 @@
 """A mixture-of-experts variant of the demo model: language-specific experts and neurons inside experts.
 
-The MoE model is *upcycled* from the shipped dense demo model (langneuron_eval/assets/demo-base): a Mixtral
-model of the same shape and tokenizer whose attention, norms and embeddings are the dense model's, whose
-``--experts`` experts start as copies of the dense MLP and whose routers start random. Because the top-k
-routing weights sum to 1, the upcycled model computes the dense model's function exactly (the first figure
-printed checks it); a short training run on the demo corpus's training split (``train_demo.train``, the
-dense model's own training loop) then lets the experts and routers drift apart. The run is budgeted in
-tokens (``--train-tokens``); the default takes about two minutes on one CPU core.
+The MoE model is made from the shipped dense demo model (langneuron_eval/assets/demo-base) by splitting each
+MLP into experts ("MoEfication"): a Mixtral model of the same shape and tokenizer whose attention, norms and
+embeddings are the dense model's, whose expert e holds units e*F .. (e+1)*F-1 of the dense MLP, and whose
+routers start random. A short training run on the demo corpus's training split (``train_demo.train``, the
+dense model's own training loop, all weights trained) then teaches the routers which slices a token needs.
+It is budgeted in tokens (``--train-tokens``); the default takes about two minutes on one CPU core and
+leaves the model worse than the dense one (the held-out perplexities printed say by how much): a small
+model for the mechanics, trained like the dense one but for a fraction of its budget.
 
 Then, on that model: record the demo corpus's detection split, find whole language-specific experts
 (``lape_experts``, routing shares) and language-specific units inside the experts (``lape``, per-expert
@@ -16,7 +17,7 @@ denominator), and measure both:
   banned from the router / X's expert units are set to 0 (mean over sentences, t interval, n sentences);
 * **steering**: share of sampled generations (from the BOS token, temperature 0.8, Kojima et al.'s setup)
   whose fastText LID label is the target, without and with the target's experts forced in the router / its
-  expert units activated (mean activation x ``--strength``, other languages' units set to 0), Wilson
+  expert units activated (mean activation x 12, as the dense demo; other languages' units set to 0), Wilson
   intervals, n generations.
 
 Everything is written under ``--out`` (the model, the corpus, the statistics, both neuron files and
@@ -59,7 +60,7 @@ class MoEDemoConfig:
 
     experts: int = 8
     top_k: int = 2
-    train_tokens: int = 150_000
+    train_tokens: int = 400_000
     lr: float = 1e-3
     detect_sentences: int = 300  # per language, detection split
     eval_sentences: int = 100  # per language, evaluation split (deactivation)
@@ -81,13 +82,21 @@ def params(text: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ the model
-def upcycle(dense: Any, experts: int, top_k: int, seed: int) -> Any:
-    """A Mixtral model whose experts are copies of ``dense``'s MLP and whose other weights are ``dense``'s."""
+def split_into_experts(dense: Any, experts: int, top_k: int, seed: int) -> Any:
+    """A Mixtral model whose expert e is units ``e*F .. (e+1)*F-1`` of ``dense``'s MLP (F = width / experts).
+
+    Everything else is ``dense``'s, the routers are random. The dense MLP is the sum of its slices; a token
+    gets ``top_k`` of them with routing weights summing to 1, so each expert's down projection is scaled by
+    ``experts / top_k`` to keep the output's scale (the function changes; the short training run adapts it).
+    """
     from transformers import MixtralConfig, MixtralForCausalLM
 
     c = dense.config
+    if c.intermediate_size % experts:
+        raise ValueError(f"{experts} experts do not divide the MLP width {c.intermediate_size}")
+    width = c.intermediate_size // experts
     cfg = MixtralConfig(
-        vocab_size=c.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+        vocab_size=c.vocab_size, hidden_size=c.hidden_size, intermediate_size=width,
         num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
         num_key_value_heads=c.num_key_value_heads, head_dim=c.head_dim,
         max_position_embeddings=c.max_position_embeddings, rms_norm_eps=c.rms_norm_eps,
@@ -101,31 +110,25 @@ def upcycle(dense: Any, experts: int, top_k: int, seed: int) -> Any:
         for name, t in moe.state_dict().items():
             layer = name.split(".mlp.")[0]
             if name.endswith(".mlp.experts.gate_up_proj"):  # [E, 2F, hidden] = [gate; up] per expert
-                gate_up = torch.cat([src[f"{layer}.mlp.gate_proj.weight"], src[f"{layer}.mlp.up_proj.weight"]])
-                t.copy_(gate_up.expand_as(t))
+                gate = src[f"{layer}.mlp.gate_proj.weight"].reshape(experts, width, -1)  # [E, F, hidden]
+                up = src[f"{layer}.mlp.up_proj.weight"].reshape(experts, width, -1)
+                t.copy_(torch.cat([gate, up], dim=1))
             elif name.endswith(".mlp.experts.down_proj"):  # [E, hidden, F]
-                t.copy_(src[f"{layer}.mlp.down_proj.weight"].expand_as(t))
+                down = src[f"{layer}.mlp.down_proj.weight"]  # [hidden, E*F]
+                t.copy_(down.reshape(down.shape[0], experts, width).transpose(0, 1) * (experts / top_k))
             elif name in src:
                 t.copy_(src[name])
     return moe.eval()
 
 
-def max_logit_gap(a: Any, b: Any, tok: Any) -> float:
-    enc = tok(["The weather is nice today.", "今天天气很好。"], return_tensors="pt", padding=True)
-    with torch.no_grad():
-        return float((a(**enc).logits - b(**enc).logits).abs().max())
-
-
 def build_model(cfg: MoEDemoConfig, out: Path, log: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """Upcycle, check the function is the dense one, train briefly, save under ``out/model``."""
+    """Split the dense MLPs into experts, train briefly, save under ``out/model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = demo_assets.base_model_path()
     dense, tok = AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
-    moe = upcycle(dense, cfg.experts, cfg.top_k, cfg.seed)
-    gap = max_logit_gap(dense, moe, tok)
-    log(f"upcycled: {cfg.experts} experts x {dense.config.intermediate_size} units, top-{cfg.top_k}; "
-        f"max |logit difference| to the dense model {gap:.1e}")
+    moe = split_into_experts(dense, cfg.experts, cfg.top_k, cfg.seed)
+    log(f"split the dense MLPs into {cfg.experts} experts x {moe.config.intermediate_size} units, top-{cfg.top_k}")
     texts = [t for lang in DEMO_LANGUAGES for t in demo_corpus.sentences(lang, "train", 5000, seed=cfg.seed)]
     report = train(moe, tok, texts, TrainConfig(tokens=cfg.train_tokens, lr=cfg.lr, warmup=10, seed=cfg.seed),
                    progress=False)
@@ -138,7 +141,7 @@ def build_model(cfg: MoEDemoConfig, out: Path, log: Any) -> tuple[Any, Any, dict
     log("held-out perplexity (dense -> MoE): " + ", ".join(f"{k} {v['dense']} -> {v['moe']}" for k, v in ppl.items()))
     moe.save_pretrained(out / "model")
     tok.save_pretrained(out / "model")
-    return moe, tok, {"logit_gap": gap, "train": report, "perplexity": ppl}
+    return moe, tok, {"train": report, "perplexity": ppl}
 
 
 # ------------------------------------------------------------------------------------------ detection

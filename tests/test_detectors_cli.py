@@ -164,6 +164,37 @@ def test_detect_errors_are_one_line(run_cli, tmp_path, argv, message):
     assert (tmp_path / "exists.json").read_text() == "keep" and not (tmp_path / "o.json").exists()
 
 
+def test_detect_refuses_one_language_statistics_and_writes_nothing(run_cli, tmp_path):
+    """A unit is language-specific only by contrast with other languages: one language cannot answer that."""
+    stats = tmp_path / "one.safetensors"
+    make_stats(K=1).save(stats)
+    for method in ("lape", "random", "zhang"):
+        rc, stdout, stderr = run_cli("detect", "--stats", stats, "--method", method, "--out", tmp_path / "n.json")
+        assert rc == 2 and stdout == "", (method, stdout)
+        assert stderr.count("\n") == 1 and stderr.startswith("langneuron detect: error:")
+        assert "cover one language (en)" in stderr and "at least two" in stderr
+        assert list(tmp_path.iterdir()) == [stats]  # no neuron file, not even a partial or temporary one
+
+
+def test_random_per_layer_control_from_a_neuron_file(run_cli, stats_file, tmp_path):
+    """``random --param reference_neurons=F --param per_layer=true``: per language and layer, F's counts."""
+    ref, out = tmp_path / "lape.json", tmp_path / "r.json"
+    assert run_cli("detect", "--stats", stats_file, "--param", "top_rate=0.1", "--out", ref)[0] == 0
+    rc, _, stderr = run_cli("detect", "--stats", stats_file, "--method", "random", "--param",
+                            f"reference_neurons={ref}", "--param", "per_layer=true", "--param", "seed=5", "--out", out)
+    assert rc == 0, stderr
+    a, r = NeuronFile.load(ref), NeuronFile.load(out)
+    for lang in a.languages:
+        assert sorted(x for x, _ in r.languages[lang]) == sorted(x for x, _ in a.languages[lang])
+    assert r.params["per_layer"] is True and r.extra["per_layer"] is True
+    assert r.languages != a.languages
+    other = ModelFingerprint("llama", 3, 48, "act_out")
+    NeuronFile(other, "x", {"en": [(2, 1)]}).save(tmp_path / "other.json")
+    rc, _, stderr = run_cli("detect", "--stats", stats_file, "--method", "random", "--param",
+                            f"reference_neurons={tmp_path / 'other.json'}", "--out", tmp_path / "bad.json")
+    assert rc == 2 and "another model shape" in stderr and not (tmp_path / "bad.json").exists()
+
+
 def test_detect_force_overwrites(run_cli, stats_file, tmp_path):
     out = tmp_path / "n.json"
     out.write_text("old")

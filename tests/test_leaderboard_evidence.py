@@ -13,7 +13,15 @@ import json
 from pathlib import Path
 
 import pytest
-from test_leaderboard import T0, langneuron_info, make_results, read_csv, steer, write_ppl_matrix, write_results
+from test_leaderboard import (
+    T0,
+    langneuron_info,
+    make_results,
+    read_csv,
+    steer,
+    write_ppl_matrix,
+    write_results,
+)
 from test_leaderboard_views import md_tables
 
 from langneuron_eval.evidence import rate_gain

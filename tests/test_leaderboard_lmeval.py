@@ -78,5 +78,5 @@ def test_real_tiny_evaluation_feeds_the_leaderboard(run_cli, tiny_model_dir, tmp
     assert page.count("data:image/png;base64,") == 1  # layer distribution (a deactivate run steers nothing)
     md = (site / "leaderboard.md").read_text(encoding="utf-8")
     # the detector view names the model by its folder, never the path; the toy detector is listed, unmeasured
-    assert f"### {tiny_model_dir.name}\n" in md and "| – | toy |" in md and str(tiny_model_dir) not in md
+    assert f"### {tiny_model_dir.name} · not scored\n" in md and "| – | toy |" in md and str(tiny_model_dir) not in md
     assert "deactivate(zh)" in (site / "leaderboard.csv").read_text(encoding="utf-8")

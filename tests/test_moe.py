@@ -420,6 +420,29 @@ def test_routing_steering_ban_force_and_bias(family):
     assert "forward" not in get_path(model, layout.moe_layers[0].router).__dict__
 
 
+def test_forcing_fewer_experts_than_top_k_gives_the_rest_weight_zero(family):
+    """Routers that use the top-k values as weights (softmax, then top-k) must not see -inf in the spare slot."""
+    name, model = family
+    layout = discover_moe(model)
+    ids, attention, _ = batch(8, [9, 6])
+    got = {}
+
+    def keep(moe_layer, index, weights):
+        if moe_layer == 0:
+            got["index"], got["weights"] = index.clone(), weights.clone()
+
+    with ExpertIntervention(model, layout, routing=[RoutingSteer(0, (1,), "force")]):
+        with observe_experts(model, layout, routing_fn=keep):
+            logits = run(model, ids, attention)
+    assert bool(torch.isfinite(logits).all()) and bool(torch.isfinite(got["weights"]).all())
+    if name == "deepseek_v3":  # group-limited: the forced expert's group need not be chosen (docs/moe.md)
+        return
+    forced = got["index"] == 1  # [T, k]
+    assert bool((forced.sum(-1) == 1).all())  # every token reaches expert 1, once
+    assert torch.allclose(got["weights"][forced], torch.ones(forced.shape[0]))
+    assert bool((got["weights"][~forced] == 0).all())
+
+
 # ---------------------------------------------------------------------------------------------- command line
 CLI_FAMILIES = ["mixtral", "qwen2_moe", "deepseek_v3", "gpt_oss", "olmoe"]
 

@@ -115,11 +115,14 @@ def test_task_interventions_refuse_what_they_cannot_do(lm):
 
 def test_steering_gains_batched_equals_one_pass_per_language(lm, tm, tmp_path):
     cfg = EvalConfig(langs=LANGS, steer_limit=3, steer_strength=3.0)
-    out = {}
+    own = {"zh": EvalConfig(steer_strength=1.5, steer_positions="generated")}  # a setting of zh's own
+    out, runs = {}, {}
     for batched in (True, False):
+        labels = []
         rates, base = steering_gains(lm, list(LANGS), cfg, tm, tmp_path / str(batched), "t", batched=batched,
-                                     seed=11, gen_kwargs=GREEDY)
-        out[batched] = rates
+                                     seed=11, gen_kwargs=GREEDY, settings=own, on_run=labels.append)
+        out[batched], runs[batched] = rates, len(labels)
+    assert runs == {True: 3, False: 4}  # unsteered + one pass per positions value, or + one pass per language
     for lang in LANGS:
         b, u = out[True][lang], out[False][lang]
         assert b["outcomes"] == u["outcomes"] and b["gain"] == u["gain"] and b["ci_low"] == u["ci_low"]
@@ -132,6 +135,8 @@ def test_steering_gains_batched_equals_one_pass_per_language(lm, tm, tmp_path):
         doc = json.loads((tmp_path / "True" / f"base-t-activate-{lang}" / "results_demo.json").read_text())
         assert list(doc["results"]) == [f"lang_steer_{lang}"] and doc["config"]["langneuron"]["lang"] == [lang]
         assert doc["config"]["langneuron"]["deactivate_arg"] == "others" and doc["config"]["torch_seed"] == 11
+        assert doc["config"]["langneuron"]["strength"] == (1.5 if lang == "zh" else 3.0)
+        assert doc["config"]["langneuron"]["positions"] == ("generated" if lang == "zh" else "all")
         assert "samples" not in doc and OUTCOMES_KEY not in doc
     # a cached unsteered result without outcomes still gives an interval, unpaired
     cached = {k: v for k, v in base.items() if k != OUTCOMES_KEY}

@@ -112,6 +112,18 @@ class _RouterOps:
     def apply(self, logits: torch.Tensor) -> torch.Tensor:  # logits: [tokens, E]
         return self.mask(logits + self.bias.to(logits.device, logits.dtype))
 
+    def rank_below(self, scores: torch.Tensor) -> torch.Tensor:
+        """A top-k input in which masked experts rank below every allowed one; scores: [tokens, E].
+
+        A masked score that already does (the softmax probability of a -inf logit, 0) is kept rather than
+        set to -inf: routers that use the top-k values as the routing weights (Mixtral, Qwen-MoE, OLMoE)
+        then give a slot that a forced set smaller than k leaves over weight 0, not -inf (NaN outputs).
+        """
+        masked = self.mask(scores)
+        off = torch.isneginf(masked) & ~torch.isneginf(scores)  # [tokens, E]
+        lowest_allowed = scores.masked_fill(off, float("inf")).amin(-1, keepdim=True)  # [tokens, 1]
+        return torch.where(off & (scores < lowest_allowed), scores, masked)
+
 
 def _check_unit(layout: MoELayout, e: ExpertUnitEdit) -> None:
     if e.mode not in UNIT_MODES:
@@ -200,7 +212,7 @@ class _SteerLogits(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _TOPK_OPS and self.ops.masks and self._over_experts(args, kwargs):
-            args = (self.ops.mask(args[0]), *args[1:])
+            args = (self.ops.rank_below(args[0]), *args[1:])
         out = func(*args, **kwargs)
         if (not self.done and func in _LINEAR_OPS and isinstance(out, torch.Tensor)
                 and out.shape[-1] == self.num_experts):

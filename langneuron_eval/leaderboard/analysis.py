@@ -221,8 +221,8 @@ def selectivity(matrix: Matrix) -> Selectivity | None:
     if not matrix.values or any(not math.isfinite(v) for row in matrix.values for v in row):
         return None
     k = len(matrix.values)
-    if k < 2:
-        return Selectivity(1, 1, _NAN)
+    if k < 2:  # one language: vacuously its own column's maximum, nothing to test
+        return Selectivity(1, 1, _NAN, _NAN, Interval(1.0, _NAN, _NAN), Interval(_NAN, _NAN, _NAN))
     stored = matrix.dominance or {}
     conf = float((matrix.interval or {}).get("confidence") or DEFAULT_CONFIDENCE)
     share, ratio = _iv(stored.get("share"), conf), _iv(stored.get("ratio"), conf)

@@ -14,6 +14,7 @@ PPL_METRIC = "byte_perplexity"  # the default perplexity: defined for every scri
 PPL_METRICS = ("byte_perplexity", "word_perplexity")
 LOWER_IS_BETTER = frozenset({"byte_perplexity", "word_perplexity", "bits_per_byte"})
 LANG_RATE = "lang_rate"  # share of generations whose LID label is the target language
+ON_TARGET_FLUENT = "on_target_fluent"  # on target AND not degenerate: the success a repetition loop cannot game
 
 STEER_SUCCESS = 0.5  # a gain of at least 50 points of lang_rate counts as "steered"
 

@@ -5,9 +5,10 @@ log-likelihood forward pass), ``_model_generate`` (every ``generate`` call, whos
 decoding steps all pass through the hooked modules) and ``loglikelihood_rolling`` (perplexity tasks),
 which runs :class:`~langneuron_eval.lmeval.engine.RollingEngine`: lm-eval's rolling windows of all
 documents batched together, and the log-likelihood of the targets without full-vocabulary logits for the
-whole batch. Inside :meth:`LangNeuronLM.task_interventions` each generation request carries its own task's
-intervention, so the generations of many steering tasks (one target language each) share ``generate`` calls. It agrees with ``hf`` to 1e-6 relative (float32; the softmax is always taken in float32, where
-``hf`` takes it in the model's dtype). Everything ``hf`` accepts is passed through, so batching, devices,
+whole batch. It agrees with ``hf`` to 1e-6 relative (float32; the softmax is always taken in float32, where
+``hf`` takes it in the model's dtype). Inside :meth:`LangNeuronLM.task_interventions` each generation request
+carries its own task's intervention, so the generations of many steering tasks (one target language and setting
+each) share ``generate`` calls. Everything ``hf`` accepts is passed through, so batching, devices,
 dtypes, chat templates and ``accelerate launch`` data parallelism behave as with ``--model hf`` (with
 several processes, rolling log-likelihoods take ``hf``'s own path); with ``mode=none`` no hook is installed.
 

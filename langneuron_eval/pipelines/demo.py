@@ -48,6 +48,15 @@ class DemoConfig(EvalConfig):
     steer_detectors: tuple[str, ...] = ("lape", "kojima_ap")
     qa_limit: int | None = 200
     align_langs: tuple[str, ...] = ("zh", "de")
+    # ``--seed``: lm-eval's seeds of the sampled steering generations, the random detector's draw and the
+    # bootstrap's; None keeps lm-eval's defaults (0, 1234, 1234, 1234), the random draw's 0 and the bootstrap's 0
+    seed: int | None = None
+
+    def reference_params(self) -> dict[str, dict[str, Any]]:
+        refs = super().reference_params()
+        if self.seed is not None:
+            refs["random"] = {**refs["random"], "seed": self.seed}
+        return refs
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -85,7 +94,7 @@ def run_demo(out: Path, cfg: DemoConfig, base_model: str | None = None, aligned_
     aligned_model = aligned_model or str(demo_assets.aligned_model_path())
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"config": asdict(cfg), "base_model": base_model, "aligned_model": aligned_model,
-                               "versions": versions(), "seeds": evaluation.seeds_record()}
+                               "versions": versions(), "seeds": evaluation.seeds_record(evaluation.seeds_of(cfg.seed))}
     # 2 ppl matrices + one steering step per detector
     # the step lines always show; --no-progress turns off the bars
     log = Progress("demo", 8 + len(cfg.steer_detectors), bars=progress)
@@ -142,7 +151,7 @@ def _ppl_matrices(demo: _Demo) -> None:
         bar.close()
         pm = attach_evidence(PplMatrixFile(langs, res["matrix"], res["baseline"], PPL_METRIC, provenance={
             "detector": method, "neurons_sha256": NeuronFile.load(demo.neuron_paths[method]).sha256()},
-            per_document=res.get("per_document")))
+            per_document=res.get("per_document")), seed=cfg.seed or 0)
         pm.save(demo.out / "ppl_matrix" / method / "ppl_matrix.json")
         body = {"languages": langs, "matrix": res["matrix"], "baseline": res["baseline"], "metric": PPL_METRIC,
                 **pm.provenance}

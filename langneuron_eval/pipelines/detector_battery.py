@@ -254,7 +254,7 @@ class _Bench:
         return self.target if self.target not in REFERENCES else f"{self.target}_tested"
 
 
-def tested_params(target: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+def params_with_seed(target: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     """``params``, with ``seed`` filled in when the detector draws random numbers and the user set none."""
     specs = getattr(get_detector(target), "param_specs", lambda: [])()
     if "seed" in {s.name for s in specs} and "seed" not in params:
@@ -271,7 +271,7 @@ def run_bench(target: str, params: dict[str, Any], out: Path, cfg: BenchConfig, 
     metadata) replaces the default one. lm-eval's bars and logs are silenced unless ``verbose``.
     """
     started = time.perf_counter()
-    params = tested_params(target, params, cfg.seed)  # unknown names fail here, before any slow work
+    params = params_with_seed(target, params, cfg.seed)  # unknown names fail here, before any slow work
     bench = _Bench(target, params, out, cfg, str(model or demo_assets.base_model_path()),
                    str(corpus or demo_assets.demo_corpus_dir("detect")), stats_path, reuse,
                    Progress("bench", None, progress), task_manager=task_manager)

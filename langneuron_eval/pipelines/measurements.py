@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from langneuron_eval.evidence.intervals import (
 from langneuron_eval.fileio import atomic_path
 from langneuron_eval.languages import DEMO_LANGUAGES, written_with_spaces
 from langneuron_eval.lmeval import evaluation
-from langneuron_eval.lmeval.catalogue import LANG_RATE, PPL_METRIC, ppl_task, steer_task
+from langneuron_eval.lmeval.catalogue import LANG_RATE, ON_TARGET_FLUENT, PPL_METRIC, ppl_task, steer_task
 from langneuron_eval.lmeval.engine import perplexity
 from langneuron_eval.lmeval.results import metric as results_metric
 from langneuron_eval.lmeval.results import metric_stderr, write_results
@@ -247,7 +247,6 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_
 
 
 # ------------------------------------------------------------------------------------------ steering
-ON_TARGET_FLUENT = "on_target_fluent"  # the lang_steer tasks' success metric that a repetition loop cannot game
 STEER_OUTCOMES = (LANG_RATE, ON_TARGET_FLUENT)  # the 0/1 outcomes kept per generation, paired across runs
 OUTCOMES_KEY = "steer_outcomes"  # where an unsteered results dict keeps its per-generation outcomes
 _PER_TASK_SECTIONS = ("results", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "samples")
@@ -307,25 +306,30 @@ class _Passes:
                                    log_samples=True, gen_kwargs=self.gen_kwargs)
 
 
-def _steered_passes(lm: Any, langs: list[str], cfg: EvalConfig, passes: _Passes, batched: bool,
-                    on_run: RunHook | None) -> dict[str, dict[str, Any]]:
-    """Each language's steered results (with its samples): one lm-eval pass for all languages, or one each."""
-    specs = {lang: steer_spec(cfg, lang) for lang in langs}
-    label = f"activating {{}} neurons x{cfg.steer_strength}"
+def _steered_passes(lm: Any, specs: dict[str, InterventionSpec], limit: int | None, passes: _Passes,
+                    batched: bool, on_run: RunHook | None) -> dict[str, dict[str, Any]]:
+    """Each language's steered results (with its samples): one lm-eval pass per ``positions`` value of the
+    languages' settings (rows of a ``generate`` call share it), or one pass per language."""
     lm.set_intervention(mode="none")
-    if batched and len(langs) > 1 and lm.row_conditions_supported:
-        if on_run is not None:
-            on_run(label.format(f"each language's ({len(langs)} languages in one pass)"))
-        with lm.task_interventions({steer_task(lang): spec for lang, spec in specs.items()}):
-            res = passes.evaluate(lm, [steer_task(lang) for lang in langs], cfg.steer_limit)
-        return {lang: _task_results(res, steer_task(lang), lm.intervention_info(specs[lang])) for lang in langs}
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
+    if batched and len(specs) > 1 and lm.row_conditions_supported:
+        groups: dict[str, list[str]] = {}
+        for lang, spec in specs.items():
+            groups.setdefault(spec.positions, []).append(lang)
+        for group in groups.values():
+            if on_run is not None:
+                on_run(f"activating each language's neurons ({', '.join(group)} in one pass)")
+            with lm.task_interventions({steer_task(lang): specs[lang] for lang in group}):
+                res = passes.evaluate(lm, [steer_task(lang) for lang in group], limit)
+            out.update({lang: _task_results(res, steer_task(lang), lm.intervention_info(specs[lang]))
+                        for lang in group})
+        return out
     for lang, spec in specs.items():
         if on_run is not None:
-            on_run(label.format(lang))
+            on_run(f"activating {lang} neurons x{spec.strength:g}")
         lm.set_intervention(mode="activate", lang=lang, value=spec.value, strength=spec.strength,
                             positions=spec.positions, deactivate="+".join(spec.deactivate) or None)
-        out[lang] = passes.evaluate(lm, [steer_task(lang)], cfg.steer_limit)
+        out[lang] = passes.evaluate(lm, [steer_task(lang)], limit)
     lm.set_intervention(mode="none")
     return out
 
@@ -333,8 +337,8 @@ def _steered_passes(lm: Any, langs: list[str], cfg: EvalConfig, passes: _Passes,
 def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any, results_dir: Path, tag: str,
                    base_res: dict[str, Any] | None = None, results_name: str = "results_demo.json",
                    on_run: RunHook | None = None, seed: int | None = None, batched: bool = True,
-                   confidence: float = DEFAULT_CONFIDENCE,
-                   gen_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+                   confidence: float = DEFAULT_CONFIDENCE, gen_kwargs: dict[str, Any] | None = None,
+                   settings: Mapping[str, EvalConfig] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """lang_rate per language without and with that language's neurons activated, with paired intervals.
 
     ``cfg`` supplies ``steer_value``, ``steer_strength``, ``steer_positions``, ``steer_deactivate_others`` and
@@ -342,10 +346,13 @@ def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any
     this function returns them) skips the unsteered run. ``seed``: lm-eval's four seeds (python, numpy, torch,
     few-shot) all set to it, as ``lm_eval --seed N`` does; ``None`` keeps lm-eval's defaults (0,1234,1234,1234).
     ``gen_kwargs`` overrides the tasks' generation settings as lm-eval's ``--gen_kwargs`` does (``None``: the
-    tasks' own, 64 tokens sampled at temperature 0.8).
+    tasks' own, 64 tokens sampled at temperature 0.8). ``settings`` gives some languages a steering setting of
+    their own (``steer_value``, ``steer_strength``, ``steer_positions`` and ``steer_deactivate_others`` of
+    ``settings[lang]``; ``cfg``'s for the others, and ``cfg.steer_limit`` for all); they still share one pass.
 
-    ``batched`` (default): every target language's generations in ONE lm-eval pass, rows of a ``generate`` call
-    each steered towards their own task's language (:meth:`LangNeuronLM.task_interventions`). Greedy outputs equal
+    ``batched`` (default): every target language's generations in ONE lm-eval pass (one per ``steer_positions``
+    value among ``settings``), rows of a ``generate`` call each steered towards their own task's language, with
+    that language's setting (:meth:`LangNeuronLM.task_interventions`). Greedy outputs equal
     one pass per language; sampled ones follow the same distribution but not the same draws (the batch shares one
     random stream), so a sampled rate moves within its interval when ``batched`` changes. Mixture-of-experts neuron
     files always take one pass per language. Results files: ``results_dir/base-none-steer/<results_name>`` and
@@ -368,7 +375,8 @@ def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any
                          results_dir / "base-none-steer" / results_name)
     elif OUTCOMES_KEY not in base_res and base_res.get("samples"):
         base_res = _with_outcomes(dict(base_res))
-    steered = _steered_passes(lm, langs, cfg, passes, batched, on_run)
+    specs = {lang: steer_spec((settings or {}).get(lang, cfg), lang) for lang in langs}
+    steered = _steered_passes(lm, specs, cfg.steer_limit, passes, batched, on_run)
     rates = {}
     for lang in langs:
         res = _save(steered[lang], results_dir / f"base-{tag}-activate-{lang}" / results_name)
