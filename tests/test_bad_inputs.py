@@ -125,6 +125,13 @@ CASES = {
     "leaderboard/no usable results": (["leaderboard", "{dir}/empty_corpus", "--out", "{dir}/lb"], "no usable"),
     "leaderboard/out is a file": (["leaderboard", "{dir}/empty_corpus", "--out", "{dir}/neurons.json"],
                                   "not a directory"),
+    "leaderboard/not a sweep file": (["leaderboard", "{dir}/empty_corpus", "--sweep", "{dir}/neurons.json",
+                                      "--out", "{dir}/lb"], "not a sweep.json"),
+    # command: sweep
+    "sweep/missing neuron file": (["sweep", "--model", "{model}", "--neurons", "{dir}/missing.json", "--langs", "en",
+                                   "--out", "{dir}/sw"], "not found"),
+    "sweep/bad strength": (["sweep", "--model", "{model}", "--neurons", "{dir}/neurons.json", "--langs", "en",
+                            "--strengths", "x", "--out", "{dir}/sw"], "strength"),
     # commands that write a directory: demo, train-demo, bench-detector
     "demo/out is a file": (["demo", "--out", "{dir}/neurons.json"], "not a directory"),
     "demo/out not empty": (["demo", "--out", "{dir}"], "not empty"),

@@ -31,10 +31,10 @@ from langneuron_eval.pipelines.detector_battery import (
     format_regressions,
     format_table,
     golden_figures,
+    params_with_seed,
     steering_entry,
     steering_from_sweep,
     summarize_steering,
-    params_with_seed,
     write_golden,
 )
 
@@ -130,13 +130,15 @@ def test_quick_battery_golden_pass_and_fail(run_cli, installed, tmp_path):
     pm = json.loads((out / "ppl_matrix" / "my_detector" / "ppl_matrix.json").read_text())
     assert pm["schema_version"] == 2 and len(pm["ci_low"]) == len(langs) and "p_value" in pm["dominance"]
 
-    # a golden file far above what the detector does, with small errors: exit 1, the failing figures named
-    g["figures"][f"steering_gain.{langs[1]}"] = {"value": 1.0, "se": 0.01, "n": 100, "kind": "mean"}
+    # a golden figure the run does not measure fails the check (exit 1), named on stderr; the others pass
+    g["figures"]["steering_gain.fr"] = {"value": 0.5, "se": 0.05, "n": 100, "kind": "mean"}
     golden.write_text(json.dumps(g))
     rc, stdout, err = run_cli("bench-detector", "my_detector", "--param", "top_k=80", "--quick", "--out", out,
                               "--reuse", "--baseline", golden, "--steering-from", sweep, "--no-progress")
     assert rc == 1, err
-    assert f"regressed: steering_gain.{langs[1]}" in err and "golden 95% CI" in stdout
+    assert "missing: steering_gain.fr" in err and "golden 95% CI" in stdout
+    rows = [line for line in stdout.splitlines() if line.startswith(("diagonal_share", "mean_steering_gain"))]
+    assert len(rows) == 2 and all(r.endswith("no significant drop") for r in rows)  # the same run, reused
 
 
 @pytest.mark.slow

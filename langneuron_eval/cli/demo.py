@@ -17,6 +17,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--model", default=None, help="base model (default: the shipped demo model)")
     p.add_argument("--aligned-model", default=None, help="aligned twin (default: the shipped one)")
     p.add_argument("--strength", type=float, default=None, help="steering strength (default: the demo's choice)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the sampled steering generations (lm-eval's four seeds, as lm_eval --seed N), the "
+                        "random detector's draw and the bootstrap intervals (default: lm-eval's seeds, 0 otherwise)")
     p.add_argument("--force", action="store_true", help="reuse a non-empty --out folder, replacing its files")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     if args.strength is not None:
         cfg.steer_strength = args.strength
+    cfg.seed = args.seed
     run_demo(out, cfg, base_model=args.model, aligned_model=args.aligned_model, progress=not args.no_progress,
              verbose=getattr(args, "verbose", False))
     return 0

@@ -46,7 +46,7 @@ from langneuron_eval.evidence import (
 )
 from langneuron_eval.leaderboard.sources import NeuronLayers, PplMatrix
 from langneuron_eval.leaderboard.table import Row, Table
-from langneuron_eval.lmeval.catalogue import (
+from langneuron_eval.lmeval.catalogue import QUALITY_METRICS, (
     LANG_RATE,
     PPL_METRIC,
     STEER_FAMILIES,
@@ -59,7 +59,6 @@ from langneuron_eval.lmeval.results import MetricKey, Score
 CONTROL = "random"
 # success and damage of a steered generation, shown beside lang_rate where the task reports them
 # (names of langneuron_eval.lmeval.text_quality; docs/steering_quality.md)
-QUALITY_METRICS = ("on_target_fluent", "distinct_2", "degenerate")
 # what a headline score was measured from; scores of different kinds are ranked in separate tables
 KIND_BOTH, KIND_PPL, KIND_STEER = "ppl + steering", "ppl only", "steering only"
 KINDS = (KIND_BOTH, KIND_PPL, KIND_STEER)

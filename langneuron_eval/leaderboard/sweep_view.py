@@ -175,5 +175,10 @@ def sweep_view(sweeps: list[tuple[str, dict[str, Any]]]) -> View | None:
              "Each language's setting is chosen on the dev half (highest success within the damage budget) and "
              "reported on the test half, so the reported score is not the one the choice was made on. Intervals: "
              "Wilson for rates, t for means, paired Newcombe for gains (docs/steering_quality.md)."]
+    for display, doc in sweeps:
+        overall = doc.get("overall") or {}
+        notes.append(f"{display}: one setting for every language: "
+                     + (f"{overall['key']} (within budget for every language on dev)" if overall.get("setting")
+                        else f"none ({overall.get('reason', '')})") + ".")
     return View("sweep", "Steering sweep", "Which steering setting works, chosen on dev and reported on test?",
                 blocks, notes, key_columns=2)

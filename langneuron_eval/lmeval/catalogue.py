@@ -15,6 +15,8 @@ PPL_METRICS = ("byte_perplexity", "word_perplexity")
 LOWER_IS_BETTER = frozenset({"byte_perplexity", "word_perplexity", "bits_per_byte"})
 LANG_RATE = "lang_rate"  # share of generations whose LID label is the target language
 ON_TARGET_FLUENT = "on_target_fluent"  # on target AND not degenerate: the success a repetition loop cannot game
+# success and damage shown beside lang_rate (all reported per generation by the lang_steer tasks)
+QUALITY_METRICS = (ON_TARGET_FLUENT, "distinct_2", "degenerate")
 
 STEER_SUCCESS = 0.5  # a gain of at least 50 points of lang_rate counts as "steered"
 

@@ -171,7 +171,7 @@ def _steering(demo: _Demo) -> None:
                        runs=len(demo.langs) + 1)
         lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
         rates, base = steering_gains(lm, demo.langs, cfg, demo.task_manager, demo.out / "results", method,
-                                     results_name="results_demo.json", on_run=bar.run)
+                                     results_name="results_demo.json", on_run=bar.run, seed=cfg.seed)
         add_gain_evidence(rates, demo.out / "results", method, "results_demo.json", base)
         bar.close()
         demo.summary["steering"][method] = rates
