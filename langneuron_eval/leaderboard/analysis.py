@@ -46,9 +46,10 @@ from langneuron_eval.evidence import (
 )
 from langneuron_eval.leaderboard.sources import NeuronLayers, PplMatrix
 from langneuron_eval.leaderboard.table import Row, Table
-from langneuron_eval.lmeval.catalogue import QUALITY_METRICS, (
+from langneuron_eval.lmeval.catalogue import (
     LANG_RATE,
     PPL_METRIC,
+    QUALITY_METRICS,
     STEER_FAMILIES,
     STEER_SUCCESS,
     ppl_task,
