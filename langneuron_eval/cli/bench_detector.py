@@ -123,10 +123,10 @@ def run(args: argparse.Namespace) -> int:
         read_golden(Path(args.baseline))  # a malformed golden file fails now, not after the battery ran
     params = parse_params(args.param)
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
-    if args.model:  # a user's (real) model: the steering that works on real models, not the demo model's
-        from langneuron_eval.pipelines.measurements import REAL_MODEL_STEERING
+    if args.model:  # a user's model: a declared default (the demo's x12 suits only the 3M demo model)
+        from langneuron_eval.pipelines.measurements import USER_MODEL_STEERING
 
-        for key, value in REAL_MODEL_STEERING.items():
+        for key, value in USER_MODEL_STEERING.items():
             setattr(cfg, key, value)
     if args.strength is not None:
         cfg.steer_strength = args.strength

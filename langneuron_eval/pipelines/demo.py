@@ -30,7 +30,6 @@ from langneuron_eval.leaderboard.build import build_leaderboard
 from langneuron_eval.lmeval import evaluation
 from langneuron_eval.lmeval.catalogue import PPL_METRIC, STEER_SUCCESS
 from langneuron_eval.lmeval.results import first_metric, write_results
-from langneuron_eval.pipelines.detector_battery import add_gain_evidence
 from langneuron_eval.pipelines.measurements import (
     EvalConfig,
     plot_ppl_matrix,
@@ -172,7 +171,6 @@ def _steering(demo: _Demo) -> None:
         lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
         rates, base = steering_gains(lm, demo.langs, cfg, demo.task_manager, demo.out / "results", method,
                                      results_name="results_demo.json", on_run=bar.run, seed=cfg.seed)
-        add_gain_evidence(rates, demo.out / "results", method, "results_demo.json", base)
         bar.close()
         demo.summary["steering"][method] = rates
         del lm

@@ -69,11 +69,11 @@ from langneuron_eval.lmeval.results import write_results
 from langneuron_eval.pipelines.measurements import (
     ON_TARGET_FLUENT,
     OUTCOMES_KEY,
-    STEER_OUTCOMES,
     EvalConfig,
     params_text,
     ppl_change_matrix,
     steering_gains,
+    with_outcomes,
 )
 from langneuron_eval.pipelines.progress import Progress, quiet_lm_eval
 from langneuron_eval.provenance import versions
@@ -450,7 +450,7 @@ def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> d
         res = evaluation.evaluate(lm, [steer_task(lang) for lang in langs], limit=cfg.steer_limit,
                                   task_manager=bench.task_manager, seeds=evaluation.seeds_of(cfg.seed),
                                   log_samples=True)
-        res = _keep_outcomes(res)
+        res = with_outcomes(res)
         write_results(results_dir / "base-none-steer" / "results_bench.json",
                       {k: v for k, v in res.items() if k != OUTCOMES_KEY}, force=True)
         bench.baselines["steer"] = {"results": {t: v for t, v in res["results"].items()
@@ -471,19 +471,6 @@ def _steer(bench: _Bench, lm: Any, tag: str, empty: list[str], on_run: Any) -> d
     for lang in langs:
         entry = steering_entry(lang, base, rates.get(lang), cfg.confidence)
         out[lang] = {**entry, "setting": cfg.setting(lang), "neurons": lang not in empty}
-    return out
-
-
-def _keep_outcomes(res: dict[str, Any]) -> dict[str, Any]:
-    """lm-eval results without their ``samples``, with each task's 0/1 outcomes per generation kept under
-    ``OUTCOMES_KEY`` in ``steering_gains``' layout (``doc_id`` and one list per outcome, in document order)."""
-    out = {k: v for k, v in res.items() if k != "samples"}
-    kept = {}
-    for task, rows in (res.get("samples") or {}).items():
-        rows = sorted(rows, key=lambda smp: int(smp["doc_id"]))
-        kept[task] = {"doc_id": [int(smp["doc_id"]) for smp in rows],
-                      **{m: [float(smp[m]) for smp in rows] for m in STEER_OUTCOMES if all(m in smp for smp in rows)}}
-    out[OUTCOMES_KEY] = kept
     return out
 
 

@@ -44,10 +44,11 @@ from langneuron_eval.lmeval.results import metric_stderr, write_results
 RunHook = Callable[[str], None]  # called with a label before each lm-eval run
 NONE = "none"  # the condition without intervention (per_document["nll"] key)
 
-# How a real pretrained model steers (docs/real_model.md, measured on Gemma-3-270m): the target language's neurons
-# set to their mean activation (x1) and no other language zeroed. The demo's x12 with the others zeroed (EvalConfig)
-# suits the 3M demo model but turns Gemma's output into repetitions; bench-detector uses this for any --model.
-REAL_MODEL_STEERING: dict[str, Any] = {"steer_value": "mean", "steer_strength": 1.0, "steer_deactivate_others": False}
+# bench-detector's steering setting for a user's --model when no sweep chose one: a DECLARED default, not a finding
+# (the `langneuron` model's own defaults: the target language's neurons set to their mean activation, x1, no other
+# language zeroed). It replaces an earlier default that had been read off 3 generations per setting. The setting to
+# report is the one `langneuron sweep` chooses on its dev half: `bench-detector --steering-from sweep.json`.
+USER_MODEL_STEERING: dict[str, Any] = {"steer_value": "mean", "steer_strength": 1.0, "steer_deactivate_others": False}
 
 
 @dataclass
@@ -267,11 +268,12 @@ def _outcomes(samples: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     return out
 
 
-def _with_outcomes(res: dict[str, Any]) -> dict[str, Any]:
-    """``res`` without lm-eval's bulky ``samples``, with the per-generation outcomes under :data:`OUTCOMES_KEY`."""
-    samples = res.pop("samples", None) or {}
-    res[OUTCOMES_KEY] = {task: _outcomes(rows) for task, rows in samples.items()}
-    return res
+def with_outcomes(res: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``res`` without lm-eval's bulky ``samples``, with the per-generation outcomes under
+    :data:`OUTCOMES_KEY` (``doc_id`` and one 0/1 list per outcome, in document order)."""
+    out = {k: v for k, v in res.items() if k != "samples"}
+    out[OUTCOMES_KEY] = {task: _outcomes(rows) for task, rows in (res.get("samples") or {}).items()}
+    return out
 
 
 def _task_results(res: dict[str, Any], task: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +290,7 @@ def _task_results(res: dict[str, Any], task: str, info: dict[str, Any]) -> dict[
 
 def _save(res: dict[str, Any], path: Path) -> dict[str, Any]:
     """Write lm-eval results as a results file (outcomes stay in memory), and return them with their outcomes."""
-    res = _with_outcomes(res)
+    res = with_outcomes(res)
     write_results(path, {k: v for k, v in res.items() if k != OUTCOMES_KEY}, force=True)
     return res
 
@@ -374,7 +376,7 @@ def steering_gains(lm: Any, langs: list[str], cfg: EvalConfig, task_manager: Any
         base_res = _save(passes.evaluate(lm, [steer_task(lang) for lang in langs], cfg.steer_limit),
                          results_dir / "base-none-steer" / results_name)
     elif OUTCOMES_KEY not in base_res and base_res.get("samples"):
-        base_res = _with_outcomes(dict(base_res))
+        base_res = with_outcomes(dict(base_res))
     specs = {lang: steer_spec((settings or {}).get(lang, cfg), lang) for lang in langs}
     steered = _steered_passes(lm, specs, cfg.steer_limit, passes, batched, on_run)
     rates = {}
