@@ -581,3 +581,174 @@ def test_lm_eval_deactivates_expert_units_and_experts(run_cli, tiny_corpus_dir, 
         results = json.loads(next((tmp_path / name).rglob("results_*.json")).read_text())
         assert results["config"]["langneuron"]["mode"] == "deactivate"
         assert "bits_per_byte,none" in results["results"]["lang_ppl_zh"]
+
+
+# ---------------------------------------------------------------------------------------------- sentence means
+@torch.no_grad()
+def _sentence_means_by_hand(model, layout, tok, texts: list[str], units) -> torch.Tensor:
+    """[S, L, N] float64: each sentence run alone, every routed expert run by hand on each counted token; a
+    routed-expert unit's mean over the sentence's tokens routed to its expert (0 if none), a shared-expert or
+    dense unit's mean over all its counted tokens."""
+    E, Fw = layout.num_experts, layout.expert_width
+    layers = get_path(model, layout.layers_path)
+    out = torch.zeros(len(texts), len(units.layer_widths), units.width, dtype=torch.float64)
+    for s, text in enumerate(texts):
+        enc = tok([text], return_special_tokens_mask=True, return_tensors="pt")
+        ids, attention = enc["input_ids"], enc["attention_mask"]
+        counted = (attention.bool() & ~enc["special_tokens_mask"].bool()).reshape(-1)
+        toks = counted.nonzero()[:, 0].tolist()
+        got = _capture_experts_inputs(model, layout, ids, attention)
+        for i, ml in enumerate(layout.moe_layers):
+            hidden, index, _w = got[i]
+            experts = get_path(model, ml.experts)
+            for e in range(E):
+                routed = [t for t in toks if bool((index[t] == e).any())]
+                if routed:
+                    acts = torch.stack([_by_hand(model, experts, e, hidden[t], "act_out") for t in routed])
+                    out[s, ml.layer, e * Fw: (e + 1) * Fw] = acts.mean(0)
+            if ml.shared is not None:
+                sh = get_path(model, ml.shared.path)
+                x = got[("shared", i)][toks].double()  # [counted, H]
+                out[s, ml.layer, E * Fw: E * Fw + layout.shared_width] = F.silu(x @ sh.gate_proj.weight.double().T
+                                                                                 ).mean(0)
+        for layer in layout.other_layers:
+            mlp, seen = layers[layer].mlp, []
+            handle = mlp.register_forward_pre_hook(lambda _m, args, seen=seen: seen.append(args[0].detach()))
+            run(model, ids, attention)
+            handle.remove()
+            x = seen[0].reshape(-1, seen[0].shape[-1])[toks].double()
+            out[s, layer, : mlp.gate_proj.weight.shape[0]] = F.silu(x @ mlp.gate_proj.weight.double().T).mean(0)
+    return out
+
+
+def _ap_by_hand(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """Average precision as sklearn defines it: sum over distinct thresholds of (recall step) x precision."""
+    ap, prev_recall, P = 0.0, 0.0, int(positive.sum())
+    for t in sorted(set(scores.tolist()), reverse=True):
+        pred = scores >= t
+        tp = int((pred & positive).sum())
+        ap += (tp / P - prev_recall) * tp / int(pred.sum())
+        prev_recall = tp / P
+    return ap
+
+
+@pytest.mark.parametrize("name", ["mixtral", "qwen2_moe"])  # routed experts only; shared expert and a dense layer
+def test_sentence_means_and_kojima_ap_equal_brute_force(name, run_cli, tiny_corpus_dir, tmp_path):
+    """``record --sentence-means`` on an MoE model (padded batches of 3): every sentence's row equals a recount
+    with hand-run experts; kojima_ap's AP equals AP computed from those rows; ``detect`` runs on the file."""
+    from langneuron_eval.core.moe_units import moe_units
+    from langneuron_eval.core.stats import ActivationStats, sidecar_path
+    from langneuron_eval.detectors.kojima import KojimaAPDetector, KojimaParams
+
+    model, tok = _saved(name, tmp_path / "m")
+    corpus = tmp_path / "c"  # the tiny corpus plus texts of 1-2 tokens, which miss most experts
+    corpus.mkdir()
+    for f, short in zip(sorted(tiny_corpus_dir.glob("*.txt")), (["a", "ok"], ["x", "no"], ["y", "si"])):
+        (corpus / f.name).write_text(f.read_text(encoding="utf-8") + "\n".join(short) + "\n", encoding="utf-8")
+    out = tmp_path / "s.safetensors"
+    rc, _o, err = run_cli("record", "--model", tmp_path / "m", "--corpus", corpus, "--sentence-means",
+                          "--batch-size", "3", "--out", out)
+    assert rc == 0, err
+    assert sidecar_path(out).is_file()
+    stats = ActivationStats.load(out)
+    units = moe_units(stats.fingerprint)
+    layout = discover_moe(model)
+    texts = [line for lang in stats.languages
+             for line in (corpus / f"{lang}.txt").read_text(encoding="utf-8").splitlines()]
+    want = _sentence_means_by_hand(model, layout, tok, texts, units)
+    got = stats.sentence_tensor()
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+    expert_part = want[:, list(units.moe_layers), : units.num_experts * units.expert_width]
+    assert bool((expert_part == 0).any()), "some sentence should miss some expert"
+    assert torch.equal(got[want == 0], torch.zeros(int((want == 0).sum())))  # not routed (and padding): exactly 0
+
+    result = KojimaAPDetector().detect(stats, KojimaParams(k_top=5, k_bottom=5))
+    real = units.real_units().reshape(-1)
+    flat = want.reshape(len(texts), -1).float()
+    N = stats.intermediate_size
+    for k, lang in enumerate(stats.languages):
+        positive = stats.sentence_lang == k
+        detail = result.extra["units"][lang]
+        chosen = [layer * N + unit for layer, unit in detail["top"] + detail["bottom"]]
+        assert all(bool(real[u]) for u in chosen)  # padding is never a unit
+        ap = {u: _ap_by_hand(flat[:, u], positive) for u in real.nonzero()[:, 0].tolist()}
+        for u, value in zip(chosen, detail["top_ap"] + detail["bottom_ap"]):
+            assert value == pytest.approx(ap[u], abs=1e-6)
+        assert min(detail["top_ap"]) >= sorted(ap.values())[-5] - 1e-6  # the five highest
+    rc, _o, err = run_cli("detect", "--stats", out, "--method", "kojima_ap", "--param", "k_top=4", "--param",
+                          "k_bottom=4", "--out", tmp_path / "k.json")
+    assert rc == 0, err
+
+
+# ---------------------------------------------------------------------------------------------- processes, resume
+@pytest.fixture(scope="module")
+def moe_run(tmp_path_factory):
+    """A saved tiny Qwen2-MoE (shared expert, dense layer 0) and a two-language corpus of 60 texts each."""
+    d = tmp_path_factory.mktemp("moe-run")
+    _saved("qwen2_moe", d / "m")
+    (d / "c").mkdir()
+    (d / "c" / "en.txt").write_text("\n".join(f"the {i}th cat sat on {'the ' * (i % 4)}mat {i * 7}"
+                                              for i in range(60)) + "\n")
+    (d / "c" / "de.txt").write_text("\n".join(f"die {i}. Katze sitzt auf {'der ' * (i % 3)}Matte {i * 3}"
+                                              for i in range(60)) + "\n")
+    return d
+
+
+def _record_cmd(moe_run, out, *extra):
+    import sys
+
+    return [sys.executable, "-m", "langneuron_eval.cli.main", "record", "--no-progress", "--model",
+            str(moe_run / "m"), "--corpus", str(moe_run / "c"), "--langs", "en,de", "--chunk-size", "7",
+            "--batch-size", "4", "--sentence-means", "--out", str(out), *map(str, extra)]
+
+
+@pytest.fixture(scope="module")
+def moe_single(moe_run):
+    import subprocess
+
+    out = moe_run / "single.safetensors"
+    subprocess.run(_record_cmd(moe_run, out), check=True, capture_output=True)
+    return out
+
+
+def test_two_gloo_processes_match_one_on_moe(moe_run, moe_single, tmp_path):
+    """torchrun with two gloo processes: counts summed over ranks, float sums and per-sentence means in corpus
+    order, so the statistics and their sidecar are the single-process run's byte for byte."""
+    import os
+    import subprocess
+    import sys
+
+    from langneuron_eval.core.stats import ActivationStats, sidecar_path
+
+    multi = tmp_path / "multi.safetensors"
+    cmd = _record_cmd(moe_run, multi)
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        *cmd[1:]], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "2 processes)" in p.stderr
+    a, b = ActivationStats.load(moe_single), ActivationStats.load(multi)
+    assert torch.equal(a.n_tokens, b.n_tokens) and int(a.n_tokens.sum()) > 0
+    assert torch.equal(a.positive_counts, b.positive_counts)
+    assert torch.equal(a.routing["expert_routed_tokens"], b.routing["expert_routed_tokens"])
+    assert multi.read_bytes() == moe_single.read_bytes()
+    assert sidecar_path(multi).read_bytes() == sidecar_path(moe_single).read_bytes()
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_resume_after_kill_gives_identical_file_on_moe(moe_run, moe_single, tmp_path,
+                                                       record_killed_after_checkpoint):
+    """Killed after its third checkpoint (of 18 chunks), the MoE run resumes to the uninterrupted run's bytes."""
+    import subprocess
+
+    from langneuron_eval.core.stats import sidecar_path
+
+    out = tmp_path / "resumed.safetensors"
+    args = _record_cmd(moe_run, out, "--checkpoint-every", "1")[4:]
+    killed = record_killed_after_checkpoint(3, *args)
+    assert killed.returncode == 137, killed.stderr
+    assert (tmp_path / "resumed.safetensors.partial").exists() and not out.exists()
+    p = subprocess.run(_record_cmd(moe_run, out, "--checkpoint-every", "1", "--resume"), capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert out.read_bytes() == moe_single.read_bytes()
+    assert sidecar_path(out).read_bytes() == sidecar_path(moe_single).read_bytes()

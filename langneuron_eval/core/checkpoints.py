@@ -15,6 +15,8 @@ from langneuron_eval.fileio import atomic_path, canonical_json
 class Checkpoint:
     """Periodic snapshot of a recording run, so an interrupted run can continue with --resume.
 
+    ``acc`` is any accumulator with ``totals(device)``, ``n_tokens``, ``store`` and ``restore(tensors)``: the
+    dense one (core/counters.py) or the mixture-of-experts one (core/moe_record.py).
     Snapshots are taken at chunk boundaries and the resumed run re-reads the same chunks, so the batches,
     and hence the floating-point additions, are exactly those of an uninterrupted run.
     """
@@ -43,7 +45,5 @@ class Checkpoint:
         if json.loads(meta["key"]) != json.loads(json.dumps(self.key)):
             raise LangNeuronError(f"checkpoint {self.path} was made with another model, corpus or settings; "
                                   "delete it or drop --resume")
-        acc.resumed = {name: tensors[name] for name in ("positive", "sums", "sq_sums")}
-        acc.layers = [None] * acc.L  # rebuilt from `resumed` where each layer's activations appear
-        acc.n_tokens.copy_(tensors["n_tokens"])
+        acc.restore(tensors)  # the accumulator (dense, or core/moe_record.py's) knows its tensors
         return json.loads(meta["progress"])

@@ -55,6 +55,12 @@ class Accumulator:
         self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._batch_sent: list[torch.Tensor | None] | None = None  # [B, N] per layer
 
+    def restore(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Continue from a checkpoint's tensors (``totals("cpu")`` and ``n_tokens``, see core/checkpoints.py)."""
+        self.resumed = {name: tensors[name] for name in ("positive", "sums", "sq_sums")}
+        self.layers = [None] * self.L  # rebuilt from `resumed` where each layer's activations appear
+        self.n_tokens.copy_(tensors["n_tokens"])
+
     def _start(self, layer: int) -> tuple[torch.Tensor, ...] | None:
         if self.resumed is None:
             return None

@@ -141,7 +141,34 @@ def split_by_segment(ops: dict[int, _LayerOps], sites: NeuronSites) -> dict[tupl
     return out
 
 
-class Intervention:
+class _GenerationSteps:
+    """Tells prefill from decoding steps inside ``generate`` for ``positions=generated`` (needs ``model``,
+    ``positions``, ``_generating`` and ``_step`` on the instance)."""
+
+    model: nn.Module
+    positions: str
+    _generating: bool
+    _step: int
+
+    @contextlib.contextmanager
+    def generating(self) -> Iterator[None]:
+        """Mark a ``generate`` call so ``positions=generated`` can tell prefill from decoding steps."""
+        def count_step(_mod, _args, _kwargs, _out):
+            self._step += 1
+
+        self._generating, self._step = True, 0
+        # only positions=generated reads the step; a hook on the whole model would cost every step otherwise
+        handle = (self.model.register_forward_hook(count_step, with_kwargs=True)
+                  if self.positions == "generated" else None)
+        try:
+            yield
+        finally:
+            if handle is not None:
+                handle.remove()
+            self._generating, self._step = False, 0
+
+
+class Intervention(_GenerationSteps):
     """Applies language edits to a model while active; a no-op with no edits.
 
     Usage::
@@ -206,23 +233,6 @@ class Intervention:
         self.edit_calls += 1
         return out
 
-    @contextlib.contextmanager
-    def generating(self) -> Iterator[None]:
-        """Mark a ``generate`` call so ``positions=generated`` can tell prefill from decoding steps."""
-        def count_step(_mod, _args, _kwargs, _out):
-            self._step += 1
-
-        self._generating, self._step = True, 0
-        # only positions=generated reads the step; a hook on the whole model would cost every step otherwise
-        handle = (self.model.register_forward_hook(count_step, with_kwargs=True)
-                  if self.positions == "generated" else None)
-        try:
-            yield
-        finally:
-            if handle is not None:
-                handle.remove()
-            self._generating, self._step = False, 0
-
     def __enter__(self) -> Intervention:
         # Entering the same object twice would register its hooks twice (a scale applied squared) and lose the
         # first set of handles (hooks left behind on exit); distinct Interventions nest (inner applied last).
@@ -274,7 +284,7 @@ def _row_ops(per_row: Sequence[_LayerOps | None]) -> _RowOps | None:
                    torch.cat([o.scale_index for _, o in present]), torch.cat([o.scale_factors for _, o in present]))
 
 
-class RowInterventions:
+class RowInterventions(_GenerationSteps):
     """Several interventions in one forward pass: each batch row carries its own condition.
 
     ``conditions[k]`` is the edit list of condition ``k`` (``()``: no intervention). Inside
@@ -357,21 +367,6 @@ class RowInterventions:
             return None
         return acts.shape[1] - 1 if self._step == 0 else 0
 
-    @contextlib.contextmanager
-    def generating(self) -> Iterator[None]:
-        """Mark a ``generate`` call so ``positions=generated`` can tell prefill from decoding steps."""
-        def count_step(_mod, _args, _kwargs, _out):
-            self._step += 1
-
-        self._generating, self._step = True, 0
-        handle = (self.model.register_forward_hook(count_step, with_kwargs=True)
-                  if self.positions == "generated" else None)
-        try:
-            yield
-        finally:
-            if handle is not None:
-                handle.remove()
-            self._generating, self._step = False, 0
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:

@@ -54,7 +54,8 @@ def _counter_device(device: torch.device) -> torch.device:
 class _LayerCounters:
     """One MoE layer's totals and current-chunk float sums, on one device."""
 
-    def __init__(self, K: int, E: int, F: int, Fs: int, device: torch.device) -> None:
+    def __init__(self, K: int, E: int, F: int, Fs: int, device: torch.device,
+                 start: dict[str, torch.Tensor] | None = None) -> None:
         self.device = device
         z = {"dtype": torch.int64, "device": device}
         d = {"dtype": torch.float64, "device": device}
@@ -68,6 +69,9 @@ class _LayerCounters:
             "shared_activation_sums": torch.zeros(K, Fs, **d),
             "shared_activation_sq_sums": torch.zeros(K, Fs, **d),
         }
+        if start is not None:  # resumed from a checkpoint: this layer's [K, ...] CPU totals
+            for name, saved in start.items():
+                self.totals[name].copy_(saved)
         # float sums of the current chunk, added to the totals in corpus order by add_chunk
         self.chunk = {"expert": torch.zeros(2, E, F, **d), "weights": torch.zeros(E, **d),
                       "shared": torch.zeros(2, Fs, **d)}
@@ -101,6 +105,7 @@ class ExpertCounters:
         self.n_tokens = torch.zeros(self.K, dtype=torch.int64)
         self.top_k = 0  # experts per token, read from the routing
         self.lang = 0
+        self.resumed: dict[str, torch.Tensor] | None = None  # [K, L_moe, ...] CPU totals from a checkpoint
         self._batch: _Batch | None = None
 
     # ------------------------------------------------------------------ batches
@@ -128,8 +133,20 @@ class ExpertCounters:
     def _counters(self, layer: int, device: torch.device) -> _LayerCounters:
         c = self.layers[layer]
         if c is None:
-            c = self.layers[layer] = _LayerCounters(self.K, self.E, self.F, self.Fs, _counter_device(device))
+            c = self.layers[layer] = _LayerCounters(self.K, self.E, self.F, self.Fs, _counter_device(device),
+                                                    self._start(layer))
         return c
+
+    def _start(self, layer: int) -> dict[str, torch.Tensor] | None:
+        return None if self.resumed is None else {name: t[:, layer] for name, t in self.resumed.items()}
+
+    def restore(self, totals: dict[str, torch.Tensor], n_tokens: torch.Tensor, top_k: int) -> None:
+        """Continue from a checkpoint: ``totals`` as :meth:`totals` returned them (on the CPU); each layer's
+        counters are rebuilt from them where its experts run."""
+        self.resumed = {name: totals[name] for name in MOE_TENSORS if name in totals}
+        self.layers = [None] * self.L
+        self.n_tokens.copy_(n_tokens)
+        self.top_k = top_k
 
     # ------------------------------------------------------------------ observers
     def routing(self, layer: int, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> None:
@@ -198,10 +215,35 @@ class ExpertCounters:
         """Every :data:`MOE_TENSORS` entry stacked over MoE layers ([K, L_moe, ...]); shared ones only with
         shared experts."""
         device = torch.device(device)
-        empty = _LayerCounters(self.K, self.E, self.F, self.Fs, device)  # for layers no batch reached
         names = [n for n in MOE_TENSORS if self.Fs or n not in _SHARED]
-        return {name: torch.stack([(c or empty).totals[name].to(device) for c in self.layers], dim=1)
-                for name in names}
+        # layers no batch reached (yet): zeros, or what a checkpoint held for them
+        seen = [c or _LayerCounters(self.K, self.E, self.F, self.Fs, device, self._start(i))
+                for i, c in enumerate(self.layers)]
+        return {name: torch.stack([c.totals[name].to(device) for c in seen], dim=1) for name in names}
+
+    def integer_totals(self, device: torch.device) -> list[torch.Tensor]:
+        """Every layer's integer counters (positives, routed tokens), in place, creating the layers this process
+        never reached on ``device``: what each process counts alone and a multi-process run sums over ranks
+        (float sums are complete on every rank: every rank adds every chunk)."""
+        names = [n for n in MOE_TENSORS if MOE_TENSORS[n][0] == torch.int64 and (self.Fs or n not in _SHARED)]
+        return [self._counters(i, device).totals[n] for i in range(self.L) for n in names]
+
+
+def chunk_width(E: int, F: int, Fs: int) -> int:
+    """Length of one MoE layer's chunk sums packed by :func:`pack_chunk`."""
+    return 2 * E * F + E + 2 * Fs
+
+
+def pack_chunk(part: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One layer's chunk sums (an entry of :meth:`ExpertCounters.take_chunk`) as one flat float64 tensor, so that
+    processes can exchange them in one collective: expert sums and squares, routing weights, shared sums."""
+    return torch.cat([part["expert"].reshape(-1), part["weights"], part["shared"].reshape(-1)])
+
+
+def unpack_chunk(flat: torch.Tensor, E: int, F: int, Fs: int) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`pack_chunk` (``flat`` may be longer: zero padding of a stacked collective)."""
+    a, b = 2 * E * F, 2 * E * F + E
+    return {"expert": flat[:a].reshape(2, E, F), "weights": flat[a:b], "shared": flat[b: b + 2 * Fs].reshape(2, Fs)}
 
 
 # ---------------------------------------------------------------------------------------------- derived

@@ -70,6 +70,10 @@ class MoEUnits:
             return "expert", unit // F, unit % F
         return "shared", None, unit - E * F
 
+    def real_units(self) -> torch.Tensor:
+        """[L, N] bool: True for a unit that exists, False for the padding beyond its layer's width."""
+        return torch.arange(self.width)[None, :] < torch.tensor(self.layer_widths)[:, None]
+
     def denominators(self, n_tokens: torch.Tensor, routed: torch.Tensor) -> torch.Tensor:
         """[K, L, N] float64 tokens each unit was counted over, from ``n_tokens`` [K] and ``routed`` [K, L_moe, E]."""
         K, L, N = n_tokens.shape[0], len(self.layer_widths), self.width

@@ -58,7 +58,13 @@ from langneuron_eval.core.corpus import CorpusSource
 from langneuron_eval.core.counters import Accumulator
 from langneuron_eval.core.fingerprint import NeuronSites
 from langneuron_eval.core.hooks import StopForward, hook_sites, stop_after_last_site
-from langneuron_eval.core.moe_record import MoEAccumulator, check_moe_record, has_moe_layers, moe_statistics
+from langneuron_eval.core.moe_record import (
+    MoEAccumulator,
+    check_moe_record,
+    has_moe_layers,
+    moe_sites,
+    moe_statistics,
+)
 from langneuron_eval.core.sentence_store import (
     SentenceMeansFile,
     SentenceStoreWriter,
@@ -141,12 +147,27 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
     """
     config = config or RecordConfig()
     if has_moe_layers(model):
-        return _record_moe(model, tokenizer, sources, config, progress, resume)
+        return _record_moe(model, tokenizer, sources, config, progress, checkpoint, checkpoint_every, resume,
+                           sentence_store)
     sites = resolve_sites(model, config.site, override=config.module_template)
     if tokenizer.pad_token_id is None:
         raise LangNeuronError("tokenizer has no pad token and no eos token to pad with")
-    rank, world = dist_rank_world()
     acc = Accumulator(len(sources), sites.num_layers, sites.intermediate_size, config.sentence_means)
+    run, done = _start_run(model, tokenizer, sources, config, sites, acc, progress, checkpoint, checkpoint_every,
+                           resume, sentence_store)
+    was_training = model.training
+    model.eval()  # dropout off: the counts must not depend on random numbers
+    stop = contextlib.nullcontext() if full_forward else stop_after_last_site(sites)
+    with hook_sites(sites, acc), stop, _restore_training(model, was_training):  # stop hook after the counters
+        corpus_meta = _record_languages(run, sources, done)
+    return _collect(run, sources, sites, corpus_meta)
+
+
+def _start_run(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConfig, sites: NeuronSites,
+               acc: Accumulator | MoEAccumulator, progress: bool, checkpoint: str | None, checkpoint_every: int,
+               resume: bool, sentence_store: str | None) -> tuple[_Run, dict]:
+    """The run's state: checkpoint (loaded into ``acc`` on a resume) and sentence store; and where to start."""
+    rank, world = dist_rank_world()
     key = {"model": _model_name(model), "fingerprint": sites.fingerprint.to_dict(),
            "sources": [{"lang": s.lang, **s.fingerprint()} for s in sources], "config": vars(config),
            "world": world, "rank": rank}
@@ -156,32 +177,35 @@ def record(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConf
     run = _Run(model, tokenizer, config, acc, _input_device(model), rank, world, ckpt, progress, nonfinite=[])
     if config.sentence_means:
         _open_store(run, sites, checkpoint, sentence_store, done.get("sentence_store") if resume else None)
-    was_training = model.training
-    model.eval()  # dropout off: the counts must not depend on random numbers
-    stop = contextlib.nullcontext() if full_forward else stop_after_last_site(sites)
-    with hook_sites(sites, acc), stop, _restore_training(model, was_training):  # stop hook after the counters
-        corpus_meta = _record_languages(run, sources, done)
-    return _collect(run, sources, sites, corpus_meta)
+    return run, done
 
 
 def _record_moe(model, tokenizer, sources: Sequence[CorpusSource], config: RecordConfig, progress: bool,
-                resume: bool) -> ActivationStats:
-    """A mixture-of-experts model: the same run loop with the expert counters (core/moe_record.py, docs/moe.md);
-    no checkpoints are written."""
-    rank, world = dist_rank_world()
-    check_moe_record(config, world, resume)
+                checkpoint: str | None, checkpoint_every: int, resume: bool, sentence_store: str | None
+                ) -> ActivationStats:
+    """A mixture-of-experts model: the same run loop, checkpoints, processes and sentence store with the expert
+    counters (core/moe_record.py, docs/moe.md)."""
+    check_moe_record(config)
     if tokenizer.pad_token_id is None:
         raise LangNeuronError("tokenizer has no pad token and no eos token to pad with")
-    acc = MoEAccumulator(model, len(sources), config.site)
-    run = _Run(model, tokenizer, config, acc, _input_device(model), rank, world, None, progress)
+    sites = moe_sites(model, config.site)
+    acc = MoEAccumulator(model, len(sources), config.site, config.sentence_means)
+    run, done = _start_run(model, tokenizer, sources, config, sites, acc, progress, checkpoint, checkpoint_every,
+                           resume, sentence_store)
     was_training = model.training
     model.eval()
     with acc.attach(model), _restore_training(model, was_training):
-        corpus_meta = _record_languages(run, sources, {"lang": 0, "chunks": 0, "corpus_meta": {}, "n_trunc": 0})
-    fields = moe_statistics(model, acc)
+        corpus_meta = _record_languages(run, sources, done)
+    sentence_means = sentence_lang = None
+    if config.sentence_means:
+        sentence_means, sentence_lang = _finish_store(run, sources, corpus_meta)
+    if run.world > 1:
+        _sum_truncated(sources, corpus_meta, comm_device(run.world))
+    fields = moe_statistics(model, acc, run.world)
     for k, s in enumerate(sources):
         corpus_meta[s.lang]["tokens"] = int(fields["n_tokens"][k])
-    return ActivationStats(languages=[s.lang for s in sources], metadata={
+    return ActivationStats(languages=[s.lang for s in sources], sentence_means=sentence_means,
+                           sentence_lang=sentence_lang, metadata={
         "model": _model_name(model), "corpus": corpus_meta, "record_config": vars(config).copy(),
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "versions": versions(), "seeds": {}},
         **fields)
@@ -200,7 +224,7 @@ def _input_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _resume_point(ckpt: Checkpoint | None, acc: Accumulator, checkpoint: str | None) -> dict:
+def _resume_point(ckpt: Checkpoint | None, acc: Accumulator | MoEAccumulator, checkpoint: str | None) -> dict:
     """Load the checkpoint into ``acc``; returns where the interrupted run stopped."""
     if ckpt is None or not os.path.exists(checkpoint):
         raise LangNeuronError(f"nothing to resume: no checkpoint at {checkpoint}")
@@ -420,9 +444,15 @@ def _finish_store(run: _Run, sources: Sequence[CorpusSource], corpus_meta: dict
 def _sum_over_ranks(run: _Run, positive: torch.Tensor, sources: Sequence[CorpusSource], corpus_meta: dict,
                     device: torch.device) -> None:
     """Add up what each rank counted alone (float sums are already complete on every rank)."""
-    trunc = torch.tensor([corpus_meta[s.lang]["truncated"] for s in sources], dtype=torch.int64)
-    for t in (positive, run.acc.n_tokens, trunc):
+    for t in (positive, run.acc.n_tokens):
         all_reduce_to(t, device)
+    _sum_truncated(sources, corpus_meta, device)
+
+
+def _sum_truncated(sources: Sequence[CorpusSource], corpus_meta: dict, device: torch.device) -> None:
+    """Sum the ranks' counts of truncated texts into ``corpus_meta``."""
+    trunc = torch.tensor([corpus_meta[s.lang]["truncated"] for s in sources], dtype=torch.int64)
+    all_reduce_to(trunc, device)
     for s, t in zip(sources, trunc.tolist()):
         corpus_meta[s.lang]["truncated"] = t
 

@@ -11,6 +11,10 @@ Scope (docs/methods.md §3.5): the units are the FFN units at the statistics' si
 every ``nn.Linear`` as in the reference code; counts and results are therefore not comparable one to
 one with the paper's (2,000 of ~1.36M units there).
 
+Mixture-of-experts statistics (docs/moe.md): a routed-expert unit's sentence mean is taken over the
+sentence's tokens routed to its expert, 0 when none was; shared-expert and dense units as above; the
+padding beyond a layer's width is never selected.
+
 AP is computed by :mod:`langneuron_eval.detectors.out_of_core`, block by block of units read from the
 per-sentence means (in memory or a memory-mapped file) within ``--memory-budget``.
 """
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from langneuron_eval.core.moe_units import moe_units
 from langneuron_eval.core.stats import ActivationStats
 from langneuron_eval.detectors.base import DetectionResult, Detector
 from langneuron_eval.detectors.out_of_core import (
@@ -82,7 +87,10 @@ class KojimaAPDetector(Detector):
         K, L, N = stats.num_languages, stats.num_layers, stats.intermediate_size
         S = int(stats.sentence_lang.shape[0])
         U = L * N
-        k_top, k_bottom = scaled_counts(params.k_top, params.k_bottom, U, params.max_unit_fraction)
+        moe = moe_units(stats.fingerprint)  # MoE: padding beyond a layer's width is no unit (docs/moe.md)
+        eligible = None if moe is None else moe.real_units().reshape(-1)  # [U] bool
+        n_units = U if eligible is None else int(eligible.sum())
+        k_top, k_bottom = scaled_counts(params.k_top, params.k_bottom, n_units, params.max_unit_fraction)
         ap, _ = average_precision_out_of_core(stats.sentence_reader(), stats.sentence_lang, K,
                                               kernel_units=params.chunk_units)  # [K, U], within the memory budget
         langs: dict[str, list[tuple[int, int]]] = {}
@@ -94,8 +102,8 @@ class KojimaAPDetector(Detector):
                 langs[lang] = []
                 continue
             key = snap(ap[k])  # [U] float32 ranking key
-            top = highest_k(key, k_top)
-            rest = torch.ones(U, dtype=torch.bool)
+            top = highest_k(key, k_top, eligible)
+            rest = torch.ones(U, dtype=torch.bool) if eligible is None else eligible.clone()
             rest[top] = False
             bottom = lowest_k(key, k_bottom, eligible=rest)
             langs[lang] = to_units(torch.cat([top, bottom]), N)
@@ -104,7 +112,7 @@ class KojimaAPDetector(Detector):
                 "bottom": [list(u) for u in to_units(bottom, N)], "bottom_ap": ap[k, bottom].tolist(),
             }
         extra = {
-            "k_top": k_top, "k_bottom": k_bottom, "n_units": U, "n_sentences": S,
+            "k_top": k_top, "k_bottom": k_bottom, "n_units": n_units, "n_sentences": S,
             "sentences_per_language": dict(zip(stats.languages, torch.bincount(stats.sentence_lang, minlength=K).tolist())),
             "unit_scope": "FFN units at the statistics' site only, not every nn.Linear output as in the "
                           "reference code (docs/methods.md §3.5)",

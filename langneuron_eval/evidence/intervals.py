@@ -146,10 +146,9 @@ def paired_rate_gain(before: Sequence[float] | np.ndarray, after: Sequence[float
                      confidence: float = DEFAULT_CONFIDENCE) -> Gain:
     """Gain of a binary rate between two runs on the same prompts (and seeds), paired by position.
 
-    Interval: Newcombe (1998), the hybrid score interval for paired proportions (Wilson limits of each rate
-    combined with the runs' phi correlation), with phi continuity-corrected as Newcombe suggests: uncorrected,
-    identical outcomes give phi = 1 and a zero-width interval that would claim certainty from no discordant pair.
-    p-value: exact McNemar test (``binomtest`` on the discordant pairs).
+    Interval: Newcombe (1998) method 10, the hybrid score interval for paired proportions (Wilson limits of
+    each rate combined with the runs' phi correlation). p-value: exact McNemar test (``binomtest`` on the
+    discordant pairs).
     """
     a = np.asarray(before, dtype=float).ravel()
     b = np.asarray(after, dtype=float).ravel()
@@ -162,9 +161,7 @@ def paired_rate_gain(before: Sequence[float] | np.ndarray, after: Sequence[float
     if n == 0:
         return Gain(Interval(math.nan, -1.0, 1.0, confidence, "newcombe-paired", 0), math.nan, w1, w2, True)
     margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
-    cross = both * neither - only_a * only_b
-    corrected = max(cross - n / 2, 0.0) if cross > 0 else min(cross + n / 2, 0.0)
-    phi = corrected / math.sqrt(margins) if margins else 0.0
+    phi = (both * neither - only_a * only_b) / math.sqrt(margins) if margins else 0.0
     low, high = _mover(w1.value, w1, w2.value, w2, phi)
     discordant = only_a + only_b
     p = stats.binomtest(only_b, discordant).pvalue if discordant else 1.0

@@ -244,7 +244,9 @@ class LangNeuronLM(HFLM):
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
         """lm-eval's rolling log-likelihood of each request's text, under the current intervention."""
         self._refuse_planned(requests, "rolling log-likelihood")
-        if self.backend != "causal" or self.world_size > 1:  # hf pads windows across processes; keep its path
+        # Several processes: lm-eval hands each rank its own share of requests and every rank holds a whole model
+        # (data parallelism; no collective runs inside a forward pass), so each rank scores its share alone.
+        if self.backend != "causal":
             return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
         strings = [req.args[0] for req in requests]
         iv = self._active()
