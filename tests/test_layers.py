@@ -14,7 +14,7 @@ import langneuron_eval
 PKG = Path(langneuron_eval.__file__).resolve().parent
 # rank of each subpackage; a module may import only modules of its own rank or below
 RANKS = {"": 0, "evidence": 0, "data": 0, "demo_corpus": 0, "core": 1, "detectors": 2, "lmeval": 2,
-         "leaderboard": 3, "pipelines": 4, "cli": 5}
+         "tasks": 2, "leaderboard": 3, "pipelines": 4, "cli": 5}  # tasks/: lm-eval task code, inside once installed
 AUX = {"testing": 4, "testing_fixtures": 4}  # top-level helpers for tests: may use anything below cli
 TOP_LEVEL_LIMIT = 8  # modules directly in langneuron_eval/, __init__ included
 

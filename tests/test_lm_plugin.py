@@ -244,7 +244,9 @@ def test_installed_plain_lm_eval_from_outside_the_repo(tmp_path, tiny_model_dir)
     p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text())
-    assert "lang_rate,none" in results["results"]["lang_steer_zh"]
+    zh = results["results"]["lang_steer_zh"]
+    for metric in ("lang_rate", "line_pass_rate", "word_pass_rate", "distinct_2", "repetition_4", "on_target_fluent"):
+        assert f"{metric},none" in zh and f"{metric}_stderr,none" in zh, metric  # steering judged as text (#24)
     info = results["config"]["langneuron"]
     assert info["mode"] == "activate" and info["neurons"] == str(neurons.resolve())
-    assert Path(lmeval_plugin.__file__).resolve().parent == Path(INSTALLED_PTH.parent, "langneuron_eval")
+    assert Path(lmeval_plugin.__file__).resolve().parents[1] == Path(INSTALLED_PTH.parent, "langneuron_eval")

@@ -711,7 +711,7 @@ def moe_single(moe_run):
     return out
 
 
-def test_two_gloo_processes_match_one_on_moe(moe_run, moe_single, tmp_path):
+def test_two_gloo_processes_match_one_on_moe(moe_run, tmp_path):
     """torchrun with two gloo processes: counts summed over ranks, float sums and per-sentence means in corpus
     order, so the statistics and their sidecar are the single-process run's byte for byte."""
     import os
@@ -720,12 +720,18 @@ def test_two_gloo_processes_match_one_on_moe(moe_run, moe_single, tmp_path):
 
     from langneuron_eval.core.stats import ActivationStats, sidecar_path
 
+    # torchrun gives each process one thread; the single-process reference runs with one thread too, since a
+    # multi-threaded reduction may split a float sum differently (that is about threads, not processes)
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = tmp_path / "single.safetensors"
+    subprocess.run(_record_cmd(moe_run, single), check=True, capture_output=True, env=one_thread)
     multi = tmp_path / "multi.safetensors"
     cmd = _record_cmd(moe_run, multi)
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        *cmd[1:]], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                        *cmd[1:]], capture_output=True, text=True, env=one_thread)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "2 processes)" in p.stderr
+    moe_single = single
     a, b = ActivationStats.load(moe_single), ActivationStats.load(multi)
     assert torch.equal(a.n_tokens, b.n_tokens) and int(a.n_tokens.sum()) > 0
     assert torch.equal(a.positive_counts, b.positive_counts)
