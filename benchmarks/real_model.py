@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -396,15 +397,20 @@ def ppl_findings(cfg: RealConfig, runs: dict[str, Any]) -> dict[str, Any]:
             "n_docs": {lang: len(runs["none"][lang]["nll"]) for lang in langs}}
 
 
-def write_ppl_matrix(cfg: RealConfig, found: dict[str, Any], out: Path) -> Path:
-    """``OUT/ppl/lape/ppl_matrix.json`` through :class:`PplMatrixFile` (what the leaderboard reads)."""
+def write_ppl_matrix(cfg: RealConfig, runs: dict[str, Any], found: dict[str, Any], out: Path) -> Path:
+    """``OUT/ppl/lape/ppl_matrix.json`` (schema 2, per-document NLL and intervals): what the leaderboard reads."""
     from langneuron_eval.core.ppl_matrix import PplMatrixFile
+    from langneuron_eval.evidence import attach_evidence
 
-    pm = PplMatrixFile(list(cfg.langs), found["matrix"]["matrix"], found["baseline_byte_perplexity"],
+    langs = list(cfg.langs)
+    per_document = {"units": {lang: runs["none"][lang]["bytes"] for lang in langs},
+                    "nll": {"none": {lang: runs["none"][lang]["nll"] for lang in langs}}
+                    | {row: {lang: runs[f"lape:{row}"][lang]["nll"] for lang in langs} for row in langs}}
+    pm = PplMatrixFile(langs, found["matrix"]["matrix"], found["baseline_byte_perplexity"],
                        provenance={"detector": "lape", "benchmark": "benchmarks/real_model.py",
-                                   "n_docs": found["n_docs"]})
+                                   "n_docs": found["n_docs"]}, per_document=per_document)
     path = out / "ppl" / "lape" / "ppl_matrix.json"
-    pm.save(path, force=True)
+    attach_evidence(pm, cfg.confidence, cfg.resamples, cfg.seed).save(path, force=True)
     return path
 
 
@@ -450,6 +456,7 @@ def choose_setting(cfg: RealConfig, model_dir: Path, out: Path) -> tuple[Setting
         langneuron("sweep", "--model", model_dir, "--neurons", out / "neurons" / "lape.json",
                    "--langs", ",".join(cfg.langs), "--strengths", cfg.sweep_strengths, "--values", cfg.sweep_values,
                    "--deactivate-others", cfg.sweep_deactivate, "--family", STEER_FAMILY, "--limit", cfg.sweep_limit,
+                   "--max-gen-toks", cfg.max_gen_toks,
                    "--batch-size", cfg.batch_size, "--out", out / "sweep", "--force")
     choice = read_sweep_choice(target)
     if isinstance(choice, str):  # nothing within the sweep's damage budget: steer with the lm-eval defaults, said so
@@ -796,6 +803,8 @@ def report(cfg: RealConfig, found: dict[str, Any]) -> str:
               "## Steps", ""]
     lines += _table(["step", "seconds", "sizes"], [[k, v.get("seconds"), json.dumps(v.get("sizes"))]
                                                    for k, v in found["steps"].items()])
+    total = sum(float(v.get("seconds") or 0) for v in found["steps"].values())
+    lines += ["", f"Total: {total:.0f} s ({total / 60:.0f} min) on {os.cpu_count()} CPU cores."]
     return "\n".join(lines) + "\n"
 
 
@@ -840,7 +849,7 @@ def sweep_markdown(sweep: dict[str, Any]) -> list[str]:
     rows = [[lang, *[_iv(t[m], "{:.2f}") if isinstance(t.get(m), dict) else "-"
                      for m in ("lang_rate", "on_target_fluent", "distinct_2", "judge_ppl")]]
             for lang, t in (overall.get("test") or {}).items()]
-    return lines + ["", f"The sweep's own test half (`{path}`, BOS prompt):", ""] + _table(
+    return lines + ["", f"The sweep's own test half (`OUT/{path.parent.name}/{path.name}`, BOS prompt):", ""] + _table(
         ["language", "lang_rate", "on_target_fluent", "distinct-2", "judge ppl ratio"], rows)
 
 
@@ -916,8 +925,9 @@ def run(cfg: RealConfig, out: Path, publish: Path | None = None) -> dict[str, An
             for warning in check_held_out(sources, lm.neuron_file.provenance.get("stats_corpus"), False):
                 log(f"warning: {warning}")
             tm = eval_task_manager(sources, [ppl_task(lang) for lang in cfg.langs])
-            found["ppl"] = ppl_findings(cfg, ppl_runs(cfg, lm, tm, out))
-            write_ppl_matrix(cfg, found["ppl"], out)
+            runs = ppl_runs(cfg, lm, tm, out)
+            found["ppl"] = ppl_findings(cfg, runs)
+            write_ppl_matrix(cfg, runs, found["ppl"], out)
     if "sweep" in cfg.steps:
         with steps.step("sweep", limit=cfg.sweep_limit, strengths=cfg.sweep_strengths, values=cfg.sweep_values):
             lape_setting, found["sweep"] = choose_setting(cfg, model_dir, out)

@@ -91,3 +91,19 @@ def test_summary_shows_intervals_and_the_dominance_test():
     assert "permutation p = 0.5" in text and "ratio 1.3 [1.20, 1.40]" in text and "300 held-out documents" in text
     assert "| en | 0.10 [0.06, 0.17] | 0.90 [0.83, 0.94] | +0.80 [" in text and "| 100 |" in text
     assert "for 2 of 2 languages (1 with the whole 95% interval" in text  # zh's 5 generations cannot tell
+
+
+def test_qa_change_is_paired_by_item_and_printed_with_intervals():
+    """The aligned - base change is the mean per-item difference over shared items, with a t interval."""
+    from langneuron_eval.pipelines.demo import DemoConfig, format_summary, qa_change
+
+    base = {i: float(i % 2) for i in range(40)}
+    aligned = {i: 1.0 for i in range(40)} | {99: 0.0}  # item 99 was not scored by the base model: not paired
+    ev = qa_change(base, aligned)
+    assert ev["n"] == 40 and ev["change"]["value"] == pytest.approx(0.5)
+    assert ev["change"]["ci_low"] < 0.5 < ev["change"]["ci_high"] and ev["change"]["ci_low"] > 0.3
+    assert ev["aligned"]["ci_low"] == ev["aligned"]["ci_high"] == 1.0  # no spread: the point itself
+    summary = {"neuron_counts": {}, "ppl_matrix": {}, "steering": {}, "qa": {}, "qa_evidence": {"xmath_zh": ev}}
+    text = format_summary(summary, ["zh"], DemoConfig())
+    low, high = ev["change"]["ci_low"], ev["change"]["ci_high"]
+    assert f"| xmath_zh | 40 | 0.500 [{ev['base']['ci_low']:.3f}, " in text and f"+0.500 [{low:.3f}, {high:.3f}] |" in text

@@ -220,6 +220,22 @@ def test_one_call_matrix_equals_one_lm_eval_pass_per_condition(en_zh_lm, tmp_pat
     assert one["baseline"]["zh"] == pytest.approx(base) and one["matrix"][0][1] == pytest.approx(row / base - 1)
 
 
+def test_a_reused_baseline_skips_the_unsteered_pass_and_keeps_the_per_document_pairing(en_zh_lm):
+    """``baseline_nll`` from an earlier call: one run fewer, the same matrix; a mismatched one is refused."""
+    full = ppl_change_matrix(en_zh_lm, ["en", "zh"], limit=3)
+    reused = ppl_change_matrix(en_zh_lm, ["en", "zh"], limit=3, baseline_nll=full["per_document"]["nll"]["none"])
+    assert reused["runs"] == full["runs"] - 1 == 2
+    assert reused["per_document"]["nll"]["none"] == full["per_document"]["nll"]["none"]  # carried over as given
+    for cond in ("en", "zh"):
+        for lang in ("en", "zh"):  # other batch compositions: equal to float32 rounding
+            assert reused["per_document"]["nll"][cond][lang] == pytest.approx(full["per_document"]["nll"][cond][lang],
+                                                                              rel=1e-6)
+    assert reused["baseline"] == full["baseline"]
+    assert [v for r in reused["matrix"] for v in r] == pytest.approx([v for r in full["matrix"] for v in r], abs=1e-6)
+    with pytest.raises(LangNeuronError, match="another limit or corpus"):
+        ppl_change_matrix(en_zh_lm, ["en", "zh"], limit=2, baseline_nll=full["per_document"]["nll"]["none"])
+
+
 def test_weak_big_vocabulary_model_gives_finite_byte_perplexity_and_reasons(run_cli, tmp_path):
     """Issue #28: a random-init 65k-vocabulary model; zh word perplexity used to overflow into a traceback."""
     model_dir = tmp_path / "big-vocab"

@@ -112,6 +112,7 @@ def test_judge_perplexity_is_the_unsteered_models_per_token_perplexity(tmp_path)
     (["--positions", "prompt"], "positions must be all or generated"),
     (["--limit", "1"], "--limit must be at least 2"),
     (["--family", "xqa"], "--family must be one of"),
+    (["--max-gen-toks", "0"], "--max-gen-toks must be at least 1"),
 ])
 def test_bad_input_is_one_line_before_the_model_loads(tmp_path, run_cli, monkeypatch, extra, message):
     def no_model(*args, **kwargs):
@@ -130,13 +131,21 @@ def test_missing_neurons_and_out_are_one_line(tmp_path, run_cli):
     assert rc == 2 and "missing.json" in err and err.count("\n") == 1
 
 
-def test_tiny_sweep_on_the_demo_model(tmp_path, run_cli):
+def test_tiny_sweep_on_the_demo_model(tmp_path, run_cli, monkeypatch):
     neurons = _neurons(tmp_path / "n.json")
     out = tmp_path / "sweep"
+    gen_kwargs, evaluate = [], evaluation.evaluate
+
+    def spy(*args, **kwargs):
+        gen_kwargs.append(kwargs.get("gen_kwargs"))
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", spy)
     rc, stdout, err = run_cli("sweep", "--neurons", str(neurons), "--langs", "en,zh", "--strengths", "1,4",
-                              "--deactivate-others", "no", "--limit", "4", "--out", str(out))
+                              "--deactivate-others", "no", "--limit", "4", "--max-gen-toks", "12", "--out", str(out))
     assert rc == 0, err
     doc = json.loads((out / "sweep.json").read_text())
+    assert doc["max_gen_toks"] == 12 and gen_kwargs and all(g == {"max_gen_toks": 12} for g in gen_kwargs)
     assert len(doc["points"]) == 4 and {p["lang"] for p in doc["points"]} == {"en", "zh"}
     for p in doc["points"]:
         for m in ("lang_rate", "on_target_fluent", "distinct_2", "judge_ppl", "word_pass_rate", "line_pass_rate"):

@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--family", default="lang_steer", help="lang_steer (BOS prompt) or lang_steer_prompted (neutral "
                                                           "prompts, split between the halves)")
     p.add_argument("--limit", type=int, default=20, help="generations per language and half (default: 20)")
+    p.add_argument("--max-gen-toks", type=int, default=None,
+                   help="tokens generated per prompt (default: the task's own, 64)")
     p.add_argument("--max-distinct-drop", type=float, default=0.1,
                    help="damage budget: largest drop of mean distinct-2 below the unsteered model's (default 0.1)")
     p.add_argument("--max-judge-ratio", type=float, default=2.0,
@@ -84,8 +86,11 @@ def build_config(args: argparse.Namespace, neurons: object) -> object:
         raise LangNeuronError("--max-distinct-drop must be >= 0 and --max-judge-ratio > 0")
     if args.batch_size < 1:
         raise LangNeuronError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_gen_toks is not None and args.max_gen_toks < 1:
+        raise LangNeuronError(f"--max-gen-toks must be at least 1, got {args.max_gen_toks}")
     cfg = SweepConfig(langs=langs, grid=grid, budget=DamageBudget(args.max_distinct_drop, args.max_judge_ratio),
-                      limit=args.limit, family=args.family, batch_size=args.batch_size, controls=not args.no_controls)
+                      limit=args.limit, family=args.family, batch_size=args.batch_size, controls=not args.no_controls,
+                      max_gen_toks=args.max_gen_toks)
     cfg.validate(neurons)
     return cfg
 

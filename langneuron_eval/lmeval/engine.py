@@ -492,8 +492,8 @@ class RollingEngine:
             return "the model's logits are not the output layer's output"
         tol = max(1e-5, 8 * torch.finfo(returned.dtype).eps)
 
-        def matches(t: LogitTransform) -> bool:
-            return torch.allclose(t.apply_(raw.clone()).float(), returned.float(), rtol=tol, atol=tol)
+        def matches(t: LogitTransform) -> bool:  # one row: a transform is the same for every row of a batch
+            return torch.allclose(t.apply_(raw[:1].clone()).float(), returned[:1].float(), rtol=tol, atol=tol)
 
         if self._transform is None:
             self._transform = next((t for t in self._candidates if matches(t)), None)

@@ -23,6 +23,7 @@ from langneuron_eval.core.recorder import RecordConfig, record
 from langneuron_eval.detectors import run_detector
 from langneuron_eval.detectors.report import compare_neuron_files
 from langneuron_eval.evidence.dominance import dominance_summary
+from langneuron_eval.evidence.intervals import mean_interval
 from langneuron_eval.evidence.ppl import attach_evidence
 from langneuron_eval.evidence.verdict import HOLDS, verdict
 from langneuron_eval.fileio import jsonable, write_json, write_text
@@ -139,14 +140,18 @@ def _detect_neurons(demo: _Demo) -> None:
 
 
 def _ppl_matrices(demo: _Demo) -> None:
-    """Perplexity-change matrices with LAPE's neurons and with the random control."""
+    """Perplexity-change matrices with LAPE's neurons and with the random control (the unsteered pass shared)."""
     langs, cfg = demo.langs, demo.cfg
     demo.summary["ppl_matrix"] = {}
+    none_nll = None  # the unsteered per-document scores: one pass, paired with both detectors' rows
     for method in ("lape", "random"):
+        runs = len(langs) + (none_nll is None)
         bar = demo.log(f"perplexity-change matrix with {method} neurons (deactivate each language, "
-                       f"{len(langs) + 1} runs)", runs=len(langs) + 1)
+                       f"{runs} runs)", runs=runs)
         lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
-        res = ppl_change_matrix(lm, langs, limit=cfg.ppl_limit, task_manager=demo.task_manager, on_run=bar.run)
+        res = ppl_change_matrix(lm, langs, limit=cfg.ppl_limit, task_manager=demo.task_manager, on_run=bar.run,
+                                baseline_nll=none_nll)
+        none_nll = res["per_document"]["nll"]["none"]
         bar.close()
         pm = attach_evidence(PplMatrixFile(langs, res["matrix"], res["baseline"], PPL_METRIC, provenance={
             "detector": method, "neurons_sha256": NeuronFile.load(demo.neuron_paths[method]).sha256()},
@@ -162,34 +167,54 @@ def _ppl_matrices(demo: _Demo) -> None:
 
 
 def _steering(demo: _Demo) -> None:
-    """Every language's neurons activated, against the unsteered model, per steering detector."""
+    """Every language's neurons activated, against the unsteered model (one pass shared by the detectors)."""
     cfg = demo.cfg
     demo.summary["steering"] = {}
+    base = None
     for method in cfg.steer_detectors:
         bar = demo.log(f"steering with {method} neurons: activate x{cfg.steer_strength} per language",
-                       runs=len(demo.langs) + 1)
+                       runs=len(demo.langs) + (base is None))
         lm = evaluation.load_model(demo.base_model, demo.neuron_paths[method], batch_size=cfg.batch_size)
         rates, base = steering_gains(lm, demo.langs, cfg, demo.task_manager, demo.out / "results", method,
-                                     results_name="results_demo.json", on_run=bar.run, seed=cfg.seed)
+                                     base_res=base, results_name="results_demo.json", on_run=bar.run, seed=cfg.seed)
         bar.close()
         demo.summary["steering"][method] = rates
         del lm
 
 
 def _qa(demo: _Demo) -> None:
-    """xqa / xmath for the base and the aligned model."""
+    """xqa / xmath for the base and the aligned model, per item, with paired intervals of the change."""
     cfg = demo.cfg
     bar = demo.log("xqa / xmath for the base and the aligned model", runs=2)
     qa_tasks = [f"{fam}_{lang}" for fam in ("xqa", "xmath") for lang in demo.langs]
-    qa = {}
+    qa, items = {}, {}
     for name, path in (("base", demo.base_model), ("aligned", demo.aligned_model)):
         bar.run(f"{name} model, {len(qa_tasks)} tasks")
-        res = evaluation.evaluate("langneuron", qa_tasks, model_args={"pretrained": path},
+        res = evaluation.evaluate("langneuron", qa_tasks, model_args={"pretrained": path}, log_samples=True,
                                   limit=cfg.qa_limit, batch_size=cfg.batch_size, task_manager=demo.task_manager)
+        items[name] = {t: _item_scores(res["samples"][t], _qa_metric(t)) for t in qa_tasks}
+        res.pop("samples")
         write_results(demo.out / "results" / f"{name}-none-qa" / "results_demo.json", res, force=True)
         qa[name] = {t: first_metric(res, t, ("f1", "acc")) for t in qa_tasks}
     bar.close()
     demo.summary["qa"] = qa
+    demo.summary["qa_evidence"] = {t: qa_change(items["base"][t], items["aligned"][t]) for t in qa_tasks}
+
+
+def _qa_metric(task: str) -> str:
+    return "f1" if task.startswith("xqa") else "acc"
+
+
+def _item_scores(samples: list[dict[str, Any]], metric: str) -> dict[int, float]:
+    return {int(s["doc_id"]): float(s[metric]) for s in samples}
+
+
+def qa_change(base: dict[int, float], aligned: dict[int, float]) -> dict[str, Any]:
+    """Base and aligned means with t intervals, and the aligned - base change paired by item."""
+    ids = sorted(set(base) & set(aligned))
+    b, a = [base[i] for i in ids], [aligned[i] for i in ids]
+    return {"n": len(ids), "base": mean_interval(b).to_dict(), "aligned": mean_interval(a).to_dict(),
+            "change": mean_interval([y - x for x, y in zip(b, a)]).to_dict()}
 
 
 def _neuron_shift(demo: _Demo) -> None:
@@ -244,6 +269,20 @@ def _docs(pm: dict[str, Any]) -> str:
     return "/".join(str(c) for c in counts) or "?"
 
 
+def _qa_lines(summary: dict[str, Any], cfg: DemoConfig) -> list[str]:
+    """QA per task: both models' means and the change paired by item, each with its 95% t interval."""
+    lines = ["", "## QA (xqa F1, xmath acc): base vs aligned on " + "/".join(cfg.align_langs), "",
+             "| task | n | base | aligned | change [95% CI, paired by item] |", "|---|---|---|---|---|"]
+    for t, ev in summary.get("qa_evidence", {}).items():
+        def fig(d: dict[str, Any], sign: str = "") -> str:
+            bounds = [d["ci_low"], d["ci_high"]]
+            ci = "" if not all(math.isfinite(_num(v)) for v in bounds) else f" [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+            return f"{d['value']:{sign}.3f}{ci}"
+
+        lines.append(f"| {t} | {ev['n']} | {fig(ev['base'])} | {fig(ev['aligned'])} | {fig(ev['change'], '+')} |")
+    return lines
+
+
 def format_summary(summary: dict[str, Any], langs: list[str], cfg: DemoConfig) -> str:
     """A short Markdown summary, also printed to the terminal."""
     lines = ["# langneuron demo summary", ""]
@@ -276,13 +315,7 @@ def format_summary(summary: dict[str, Any], langs: list[str], cfg: DemoConfig) -
                                                          STEER_SUCCESS) == HOLDS)
         lines.append(f"\nlang_rate rose by >= 50 points for {ok} of {len(rates)} languages ({clear} with the whole "
                      "95% interval of the gain at or above 50 points; rates: Wilson, gains: Newcombe).")
-    qa = summary["qa"]
-    lines += ["", "## QA (xqa F1, xmath acc): base vs aligned on " + "/".join(cfg.align_langs), "",
-              "| task | base | aligned | delta |", "|---|---|---|---|"]
-    for t in qa["base"]:
-        b, a = qa["base"][t], qa["aligned"][t]
-        if b is not None and a is not None:
-            lines.append(f"| {t} | {b:.3f} | {a:.3f} | {a - b:+.3f} |")
+    lines += _qa_lines(summary, cfg)
     shift = summary.get("neuron_shift", {})
     if shift.get("per_language"):
         lines += ["", "## Neuron types before -> after alignment (zhang)", "",

@@ -153,6 +153,15 @@ def _one_call(lm: Any, texts: dict[str, list[str]], conditions: list[str], label
     return nll, sum(score.tokens for score in scores)
 
 
+def _reused_baseline(baseline_nll: Mapping[str, Sequence[float]], texts: dict[str, list[str]]) -> dict[str, list[float]]:
+    """An earlier call's unsteered per-document NLL, checked to cover the same documents of every language."""
+    for lang, ts in texts.items():
+        if len(baseline_nll.get(lang, ())) != len(ts):
+            raise LangNeuronError(f"baseline_nll has {len(baseline_nll.get(lang, ()))} {lang} documents, this call "
+                                  f"scores {len(ts)}: it comes from another limit or corpus")
+    return {lang: [float(v) for v in baseline_nll[lang]] for lang in texts}
+
+
 def _change(log_row: float, log_base: float) -> float:
     """``exp(log_row - log_base) - 1`` (the ratio of two perplexities minus one): inf past float range, never raises."""
     d = log_row - log_base
@@ -203,7 +212,8 @@ def _cells(nll: dict[str, dict[str, list[float]]], units: dict[str, list[int | N
 def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_manager: Any = None,
                       baseline: dict[str, float] | None = None, metric: str = PPL_METRIC,
                       results_dir: Path | None = None, tag: str = "", skip_rows: Sequence[str] = (),
-                      on_run: RunHook | None = None) -> dict[str, Any]:
+                      on_run: RunHook | None = None,
+                      baseline_nll: Mapping[str, Sequence[float]] | None = None) -> dict[str, Any]:
     """The perplexity-change matrix of a loaded ``LangNeuronLM`` whose neuron file covers ``langs``.
 
     Without ``results_dir`` every condition (no intervention, and each language's neurons deactivated) is scored
@@ -211,7 +221,9 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_
     document is tokenised once. With ``results_dir``, the conditions run as lm-eval passes (through the same engine)
     whose results are saved as ``results_dir/<base|tag>-<mode>-<lang>/results_ppl.json`` for the leaderboard.
     ``baseline`` (language -> perplexity without intervention, from an earlier call on the same model and limit)
-    skips the unsteered condition. Rows in ``skip_rows`` (languages without neurons) are the baseline.
+    skips the unsteered condition. ``baseline_nll`` (``per_document["nll"]["none"]`` of an earlier call on the same
+    model, limit and task manager) skips it too and keeps the per-document scores, so the intervals still pair up.
+    Rows in ``skip_rows`` (languages without neurons) are the baseline.
 
     Returns ``baseline``, ``perplexity`` (rows x columns), ``matrix`` (``ppl(col | deactivate row) / ppl(col) - 1``),
     ``nonfinite`` (``[{row, column, reason}]`` for every value that is inf or NaN; ``row`` "none" = baseline),
@@ -224,7 +236,7 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_
     started = time.perf_counter()
     texts = ppl_documents(tm, langs, limit)
     rows = [r for r in langs if r not in skip_rows]
-    conditions = ([NONE] if baseline is None else []) + rows
+    conditions = ([NONE] if baseline is None and baseline_nll is None else []) + rows
     labels = {NONE: "no intervention", **{r: f"deactivating {r} neurons ({len(lm.neuron_file.units(r))} units)"
                                          for r in rows}}
     if results_dir is None:
@@ -237,6 +249,8 @@ def ppl_change_matrix(lm: Any, langs: list[str], limit: int | None = None, task_
             nll[c] = runs.nll("base-none-ppl" if c == NONE else f"base-{tag}-deactivate-{c}", labels[c])
         lm.set_intervention(mode="none")
         tokens = sum(len(lm.tok_encode(t)) for ts in texts.values() for t in ts) * len(conditions)
+    if baseline_nll is not None:
+        nll[NONE] = _reused_baseline(baseline_nll, texts)
     for r in skip_rows:  # nothing deactivated: the documents' NLL is the baseline's
         if r in langs and NONE in nll:
             nll[r] = nll[NONE]

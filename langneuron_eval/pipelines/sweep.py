@@ -111,6 +111,11 @@ class SweepConfig:
     confidence: float = 0.95
     controls: bool = True
     seed: int = 0  # of the random-unit control
+    max_gen_toks: int | None = None  # None: the task's own generation length
+
+    @property
+    def gen_kwargs(self) -> dict[str, Any] | None:
+        return None if self.max_gen_toks is None else {"max_gen_toks": self.max_gen_toks}
 
     def validate(self, neurons: NeuronFile) -> None:
         """One line naming the first bad choice, before any model is loaded."""
@@ -157,7 +162,8 @@ class _Runner:
         self.lm.set_intervention(**intervention, neurons=str(neurons or self.neurons_path))
         task = steer_task(lang, self.cfg.family)
         res = evaluation.evaluate(self.lm, [task], limit=self.cfg.limit, task_manager=self.managers[half],
-                                  seeds=SEEDS[half], log_samples=True, bootstrap_iters=0, environment=False)
+                                  seeds=SEEDS[half], log_samples=True, bootstrap_iters=0, environment=False,
+                                  gen_kwargs=self.cfg.gen_kwargs)
         samples = sorted(res["samples"][task], key=lambda s: s["doc_id"])
         self.lm.set_intervention(mode="none")  # the judge is the unsteered model
         rows = [{"prompt": s["arguments"][0][0], "text": s["filtered_resps"][0],
@@ -394,7 +400,7 @@ def _document(model: str, neurons_path: Path, neurons: NeuronFile, cfg: SweepCon
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "langneuron_eval_version": __version__,
         "model": str(model), "neurons": str(neurons_path), "neurons_sha256": sha256_file(neurons_path),
         "detector": neurons.detector, "family": cfg.family, "langs": list(cfg.langs),
-        "limit_per_half": cfg.limit, "confidence": cfg.confidence,
+        "limit_per_half": cfg.limit, "max_gen_toks": cfg.max_gen_toks, "confidence": cfg.confidence,
         "seeds": {half: evaluation.seeds_record(SEEDS[half]) for half in HALVES},
         "grid": asdict(cfg.grid), "budget": asdict(cfg.budget),
         "success_rule": {"max_judge_ppl_ratio": text_quality.MAX_JUDGE_PPL_RATIO,
