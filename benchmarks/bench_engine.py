@@ -139,7 +139,7 @@ def memory(batch: int, length: int, device: str, hf_memory: bool) -> None:
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     gen = torch.Generator().manual_seed(0)
     docs = [torch.randint(3, GEMMA_270M_SHAPE["vocab_size"], (length,), generator=gen).tolist() for _ in range(batch)]
-    engine = RollingEngine(model, RollingSpec(prefix_token_id=1, max_length=length), Budget(batch_size=batch))
+    engine = RollingEngine(model, RollingSpec(prefix_token_id=1, max_length=length), Budget(batch_size=batch, max_batch_tokens=batch * length))  # one pass
     seconds, peak = _peak_above_loaded(device, lambda: engine.score(docs))
     gib = 1 << 30
     print(f"Gemma-3-270m shape on {device}: model parameters {param_bytes / gib:.2f} GiB; one batch of {batch} x "

@@ -119,7 +119,10 @@ class RealConfig:
     steer_generations: int = 32  # per language, prompt family and setting, on the test half
     max_gen_toks: int = 32  # Kojima et al. generate 64; 32 halves the cost and LID still decides
     random_draws: int = 3  # seeds of the random control (perplexity floor and steering control)
-    batch_size: int = 16
+    batch_size: int = 16  # documents per perplexity batch, and the sweep's
+    # generations per ``generate`` call on the test half: each step reads the whole 262,144 x 640 output layer, so
+    # more rows per step cost little more (a larger batch changes which random numbers a row draws, not the rates)
+    gen_batch_size: int = 64
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
@@ -138,7 +141,7 @@ class RealConfig:
     def smoke(cls) -> RealConfig:
         """Two languages in two scripts and tiny sizes: checks the pipeline end to end in minutes."""
         return cls(langs=("en", "ja"), detect_docs=40, detect_max_length=32, ppl_docs=12, steer_generations=4,
-                   max_gen_toks=8, random_draws=3, batch_size=8, resamples=500, sweep_strengths="1,4",
+                   max_gen_toks=8, random_draws=3, batch_size=8, gen_batch_size=8, resamples=500, sweep_strengths="1,4",
                    sweep_deactivate="no", sweep_limit=2)
 
     @property
@@ -399,6 +402,7 @@ def ppl_findings(cfg: RealConfig, runs: dict[str, Any]) -> dict[str, Any]:
 
 def write_ppl_matrix(cfg: RealConfig, runs: dict[str, Any], found: dict[str, Any], out: Path) -> Path:
     """``OUT/ppl/lape/ppl_matrix.json`` (schema 2, per-document NLL and intervals): what the leaderboard reads."""
+    from langneuron_eval.core.neurons import NeuronFile
     from langneuron_eval.core.ppl_matrix import PplMatrixFile
     from langneuron_eval.evidence import attach_evidence
 
@@ -406,9 +410,11 @@ def write_ppl_matrix(cfg: RealConfig, runs: dict[str, Any], found: dict[str, Any
     per_document = {"units": {lang: runs["none"][lang]["bytes"] for lang in langs},
                     "nll": {"none": {lang: runs["none"][lang]["nll"] for lang in langs}}
                     | {row: {lang: runs[f"lape:{row}"][lang]["nll"] for lang in langs} for row in langs}}
+    neurons = NeuronFile.load(out / "neurons" / "lape.json")  # its hash: the board joins the matrix to the file
     pm = PplMatrixFile(langs, found["matrix"]["matrix"], found["baseline_byte_perplexity"],
-                       provenance={"detector": "lape", "benchmark": "benchmarks/real_model.py",
-                                   "n_docs": found["n_docs"]}, per_document=per_document)
+                       provenance={"detector": "lape", "neurons_sha256": neurons.sha256(),
+                                   "benchmark": "benchmarks/real_model.py", "n_docs": found["n_docs"]},
+                       per_document=per_document)
     path = out / "ppl" / "lape" / "ppl_matrix.json"
     attach_evidence(pm, cfg.confidence, cfg.resamples, cfg.seed).save(path, force=True)
     return path
@@ -840,17 +846,30 @@ def damage_table(cfg: RealConfig, runs: dict[str, Any]) -> list[str]:
 
 
 def sweep_markdown(sweep: dict[str, Any]) -> list[str]:
-    """The setting the sweep chose on the dev half, and its own test-half figures per language."""
+    """The sweep's choice (or why it chose none), and per language the dev-half figures of every grid point."""
     lines = [f"Setting: {sweep.get('setting', '-')} ({sweep.get('origin', '-')})."]
     path = Path(sweep["file"]) if sweep.get("file") else None
     if path is None or not path.is_file():
         return lines
-    overall = json.loads(path.read_text(encoding="utf-8")).get("overall") or {}
-    rows = [[lang, *[_iv(t[m], "{:.2f}") if isinstance(t.get(m), dict) else "-"
-                     for m in ("lang_rate", "on_target_fluent", "distinct_2", "judge_ppl")]]
-            for lang, t in (overall.get("test") or {}).items()]
-    return lines + ["", f"The sweep's own test half (`OUT/{path.parent.name}/{path.name}`, BOS prompt):", ""] + _table(
-        ["language", "lang_rate", "on_target_fluent", "distinct-2", "judge ppl ratio"], rows)
+    body = json.loads(path.read_text(encoding="utf-8"))
+    where = f"`OUT/{path.parent.name}/{path.name}`"
+    overall = body.get("overall") or {}
+    if overall.get("setting") is None:
+        chosen = {lang: c.get("key") or "none" for lang, c in (body.get("chosen") or {}).items()}
+        lines += ["", f"The sweep ({where}) chose no overall setting: {overall.get('reason', '-')}. Per language it "
+                  f"chose: {', '.join(f'{k} {v}' for k, v in chosen.items())}."]
+    else:
+        rows = [[lang, *[_iv(t[m], "{:.2f}") if isinstance(t.get(m), dict) else "-"
+                         for m in ("lang_rate", "on_target_fluent", "distinct_2", "judge_ppl")]]
+                for lang, t in (overall.get("test") or {}).items()]
+        lines += ["", f"The sweep's own test half ({where}, BOS prompt):", ""] + _table(
+            ["language", "lang_rate", "on_target_fluent", "distinct-2", "judge ppl ratio"], rows)
+    rows = [[p["lang"], p["key"], _iv(p["dev"]["lang_rate"], "{:.2f}"), _iv(p["dev"]["on_target_fluent"], "{:.2f}"),
+             f"{p['dev']['judge_ppl_median']:.2f}", _iv(p["dev"]["distinct_2"], "{:.2f}"),
+             "; ".join(p.get("budget_violations") or []) or "within budget"] for p in body.get("points", [])]
+    return lines + ["", f"Every grid point on the dev half ({body.get('limit_per_half')} generations per language "
+                    "and point, BOS prompt):", ""] + _table(
+        ["language", "setting", "lang_rate", "success", "judge ratio (median)", "distinct-2", "damage budget"], rows)
 
 
 def layers_markdown(layers: dict[str, Any], cfg: RealConfig) -> list[str]:
@@ -915,10 +934,9 @@ def run(cfg: RealConfig, out: Path, publish: Path | None = None) -> dict[str, An
         record_and_detect(cfg, model_dir, out / "corpus", out)
     names = list(detector_params(cfg))
     found["layers"] = layer_table(out, names)
-    if "ppl" in cfg.steps or "steering" in cfg.steps:
+    if "ppl" in cfg.steps:
         with steps.step("load_model"):
             lm = evaluation.load_model(model_dir, neurons=out / "neurons" / "lape.json", batch_size=cfg.batch_size)
-    if "ppl" in cfg.steps:
         with steps.step("ppl", docs=cfg.ppl_docs, lape_runs=len(cfg.langs) + 1,
                         random_diagonal_runs=cfg.random_draws) as rec:
             sources = held_out_sources([str(out / "corpus" / "eval")], list(cfg.langs))
@@ -936,7 +954,9 @@ def run(cfg: RealConfig, out: Path, publish: Path | None = None) -> dict[str, An
         lape_setting = cfg.declared_setting or Setting("lape", origin="declared (no sweep step)")
     if "steering" in cfg.steps:
         with steps.step("steering", generations=cfg.steer_generations, max_gen_toks=cfg.max_gen_toks,
-                        settings=3 + cfg.random_draws):
+                        settings=3 + cfg.random_draws, batch_size=cfg.gen_batch_size):
+            lm = evaluation.load_model(model_dir, neurons=out / "neurons" / "lape.json",
+                                       batch_size=cfg.gen_batch_size)
             found["steering"] = steering_runs(cfg, lm, lape_setting, out)
     if "leaderboard" in cfg.steps and "ppl" in cfg.steps and "steering" in cfg.steps:
         with steps.step("leaderboard", publish=str(publish) if publish else None):

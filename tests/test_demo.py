@@ -97,13 +97,16 @@ def test_qa_change_is_paired_by_item_and_printed_with_intervals():
     """The aligned - base change is the mean per-item difference over shared items, with a t interval."""
     from langneuron_eval.pipelines.demo import DemoConfig, format_summary, qa_change
 
-    base = {i: float(i % 2) for i in range(40)}
-    aligned = {i: 1.0 for i in range(40)} | {99: 0.0}  # item 99 was not scored by the base model: not paired
+    base = {i: 0.5 * (i % 2) for i in range(40)}  # graded scores (F1): t intervals
+    aligned = {i: 0.75 for i in range(40)} | {99: 0.0}  # item 99 was not scored by the base model: not paired
     ev = qa_change(base, aligned)
     assert ev["n"] == 40 and ev["change"]["value"] == pytest.approx(0.5)
     assert ev["change"]["ci_low"] < 0.5 < ev["change"]["ci_high"] and ev["change"]["ci_low"] > 0.3
-    assert ev["aligned"]["ci_low"] == ev["aligned"]["ci_high"] == 1.0  # no spread: the point itself
+    assert ev["aligned"]["ci_low"] == ev["aligned"]["ci_high"] == 0.75  # no spread: the point itself
+    acc = qa_change({i: 0.0 for i in range(200)}, {i: float(i < 17) for i in range(200)})  # 0/1: Wilson, Newcombe
+    assert acc["base"]["value"] == 0.0 and 0.0 < acc["base"]["ci_high"] < 0.03  # 0 of 200 is not "exactly 0"
+    assert acc["change"]["value"] == pytest.approx(0.085) and 0.0 < acc["change"]["ci_low"] < 0.085
     summary = {"neuron_counts": {}, "ppl_matrix": {}, "steering": {}, "qa": {}, "qa_evidence": {"xmath_zh": ev}}
     text = format_summary(summary, ["zh"], DemoConfig())
     low, high = ev["change"]["ci_low"], ev["change"]["ci_high"]
-    assert f"| xmath_zh | 40 | 0.500 [{ev['base']['ci_low']:.3f}, " in text and f"+0.500 [{low:.3f}, {high:.3f}] |" in text
+    assert f"| xmath_zh | 40 | 0.250 [{ev['base']['ci_low']:.3f}, " in text and f"+0.500 [{low:.3f}, {high:.3f}] |" in text

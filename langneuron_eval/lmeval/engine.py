@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 MIN_FILL = 0.75  # a batch's windows are at least this share of its longest: padding stays under a quarter
+# On a CPU, passes larger than this many padded tokens run slower per token (their activations leave the caches;
+# benchmarks/bench_engine.py --part matrix); the memory rule still applies below it. Accelerators keep the memory
+# rule alone.
+CPU_MAX_BATCH_TOKENS = 3072
 RowContext = Callable[[tuple[Hashable, ...]], AbstractContextManager[Any]]
 
 # Config fields of logits post-processing in transformers' causal LMs: softcaps (``cap * tanh(x / cap)``) and scales.
@@ -438,7 +442,9 @@ class RollingEngine:
         if self.budget.max_batch_tokens is not None:
             return self.budget.max_batch_tokens
         memory = self.budget.memory_bytes or default_memory_bytes(self.device)
-        return auto_batch_tokens(self.model, memory, max(len(w.inputs) for w in windows))
+        longest = max(len(w.inputs) for w in windows)
+        tokens = auto_batch_tokens(self.model, memory, longest)
+        return max(longest, min(tokens, CPU_MAX_BATCH_TOKENS)) if self.device.type == "cpu" else tokens
 
     def _fall_back(self, reason: str) -> None:
         if self.stats.fallback is None:

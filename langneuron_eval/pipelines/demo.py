@@ -23,7 +23,7 @@ from langneuron_eval.core.recorder import RecordConfig, record
 from langneuron_eval.detectors import run_detector
 from langneuron_eval.detectors.report import compare_neuron_files
 from langneuron_eval.evidence.dominance import dominance_summary
-from langneuron_eval.evidence.intervals import mean_interval
+from langneuron_eval.evidence.intervals import mean_interval, paired_rate_gain
 from langneuron_eval.evidence.ppl import attach_evidence
 from langneuron_eval.evidence.verdict import HOLDS, verdict
 from langneuron_eval.fileio import jsonable, write_json, write_text
@@ -210,9 +210,17 @@ def _item_scores(samples: list[dict[str, Any]], metric: str) -> dict[int, float]
 
 
 def qa_change(base: dict[int, float], aligned: dict[int, float]) -> dict[str, Any]:
-    """Base and aligned means with t intervals, and the aligned - base change paired by item."""
+    """Base and aligned means and the aligned - base change, paired by item.
+
+    0/1 scores (accuracy): Wilson intervals and Newcombe's paired interval of the change, which stay informative
+    at 0 of 200; graded scores (token F1): t intervals of the means and of the per-item differences.
+    """
     ids = sorted(set(base) & set(aligned))
     b, a = [base[i] for i in ids], [aligned[i] for i in ids]
+    if all(v in (0.0, 1.0) for v in b + a):
+        gain = paired_rate_gain(b, a)
+        return {"n": len(ids), "base": gain.before.to_dict(), "aligned": gain.after.to_dict(),
+                "change": gain.interval.to_dict()}
     return {"n": len(ids), "base": mean_interval(b).to_dict(), "aligned": mean_interval(a).to_dict(),
             "change": mean_interval([y - x for x, y in zip(b, a)]).to_dict()}
 
@@ -272,7 +280,7 @@ def _docs(pm: dict[str, Any]) -> str:
 def _qa_lines(summary: dict[str, Any], cfg: DemoConfig) -> list[str]:
     """QA per task: both models' means and the change paired by item, each with its 95% t interval."""
     lines = ["", "## QA (xqa F1, xmath acc): base vs aligned on " + "/".join(cfg.align_langs), "",
-             "| task | n | base | aligned | change [95% CI, paired by item] |", "|---|---|---|---|---|"]
+             "| task | n | base | aligned | change [95% CI, paired by item; acc: Wilson / Newcombe, F1: t] |", "|---|---|---|---|---|"]
     for t, ev in summary.get("qa_evidence", {}).items():
         def fig(d: dict[str, Any], sign: str = "") -> str:
             bounds = [d["ci_low"], d["ci_high"]]
