@@ -119,9 +119,9 @@ class RealConfig:
     steer_generations: int = 32  # per language, prompt family and setting, on the test half
     max_gen_toks: int = 32  # Kojima et al. generate 64; 32 halves the cost and LID still decides
     random_draws: int = 3  # seeds of the random control (perplexity floor and steering control)
-    batch_size: int = 16  # documents per perplexity batch, and the sweep's
-    # generations per ``generate`` call on the test half: each step reads the whole 262,144 x 640 output layer, so
-    # more rows per step cost little more (a larger batch changes which random numbers a row draws, not the rates)
+    batch_size: int = 16  # documents per perplexity batch; the sweep's generations per ``generate`` call
+    # test-half generations per ``generate`` call: each step reads the whole 262,144 x 640 output layer, so more
+    # rows per step cost little more (a larger batch changes which random numbers a row draws, not the rates)
     gen_batch_size: int = 64
     confidence: float = 0.95
     resamples: int = 2000

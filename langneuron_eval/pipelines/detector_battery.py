@@ -419,15 +419,15 @@ def _evaluate(bench: _Bench, name: str, nf: Any) -> dict[str, Any]:
         bench.log(f"{name}: no neurons for {', '.join(empty)}; those rows count as unchanged")
     runs = len(langs) - len(empty) + ("ppl" not in bench.baselines)
     bar = bench.log(f"{name}: perplexity-change matrix ({len(langs)} deactivation runs)", runs=runs)
-    ppl = ppl_change_matrix(lm, langs, cfg.ppl_limit, bench.task_manager, baseline=bench.baselines.get("ppl"),
-                            results_dir=bench.out / "results", tag=_slug(name), skip_rows=empty, on_run=bar.run)
+    none_nll = bench.baselines.get("ppl_none_nll")  # the shared pass's per-document scores, when kept
+    ppl = ppl_change_matrix(lm, langs, cfg.ppl_limit, bench.task_manager, results_dir=bench.out / "results",
+                            baseline=None if none_nll else bench.baselines.get("ppl"), baseline_nll=none_nll,
+                            tag=_slug(name), skip_rows=empty, on_run=bar.run)
     bar.close()
     bench.baselines["ppl"] = ppl["baseline"]  # the unsteered pass once, shared by every detector
     docs = ppl.get("per_document")
     if docs and "none" in docs["nll"]:
-        bench.baselines["ppl_none_nll"] = docs["nll"]["none"]  # the shared pass's per-document scores
-    elif docs and "ppl_none_nll" in bench.baselines:
-        docs["nll"]["none"] = bench.baselines["ppl_none_nll"]
+        bench.baselines["ppl_none_nll"] = docs["nll"]["none"]
     else:
         ppl["per_document"] = None  # no baseline documents to pair with: the matrix gets no intervals
     runs = len(langs) - len(empty) + ("steer" not in bench.baselines)
