@@ -20,12 +20,19 @@
   activating its own language's neurons, ``--positions``) against one call per language under the model-wide
   intervention and against a plain batched ``model.generate`` of the same BOS-only prompts; greedy, exactly
   ``--new-tokens`` tokens each (``min_new_tokens``), on the demo model, median of ``--repeats``.
+* **decoding**: two of the demo's generation passes through lm-eval on the demo model, with rows leaving the batch
+  once finished (``compact_generation``, the default) against ``generate``'s own loop (``compact_generation=false``):
+  the greedy QA step (``xqa_<lang>`` and ``xmath_<lang>``, six languages, ``--qa-limit`` items each, stop at the
+  first line break) and the unsteered sampled steering pass (``lang_steer_<lang>``, ``--steer-limit`` BOS-only samples
+  each, temperature 0.8, up to 64 tokens, lm-eval's seeds); batch ``--gen-batch``; wall time of the lm-eval pass,
+  row-steps computed, whether every text is identical; runs interleaved, median of ``--repeats``.
 
     PYTHONPATH=. python benchmarks/bench_engine.py --part all                        # every part
     PYTHONPATH=. python benchmarks/bench_engine.py --part speed --limit 100 --repeats 3
     PYTHONPATH=. python benchmarks/bench_engine.py --part memory --batch 16 --length 256 [--device cuda]
     PYTHONPATH=. python benchmarks/bench_engine.py --part matrix --matrix-models demo,gemma --limit 100
     PYTHONPATH=. python benchmarks/bench_engine.py --part steering --prompts 36 --new-tokens 32 [--positions generated]
+    PYTHONPATH=. python benchmarks/bench_engine.py --part decoding --qa-limit 200 --steer-limit 100 --repeats 3
 """
 
 from __future__ import annotations
@@ -333,9 +340,53 @@ def steering(n_prompts: int, new_tokens: int, repeats: int, positions: str) -> N
     print(f"  batched outputs identical to one language per call: {same}")
 
 
+LOOP = "generate's loop"
+
+
+def decoding(label: str, families: tuple[str, ...], limit: int, batch: int, repeats: int) -> None:
+    """One of the demo's generation passes with rows leaving the batch against ``generate``'s own loop."""
+    from langneuron_eval.core import demo_assets
+    from langneuron_eval.languages import DEMO_LANGUAGES
+    from langneuron_eval.lmeval import evaluation
+    from langneuron_eval.lmeval.model import LangNeuronLM
+
+    tm = evaluation.make_task_manager()
+    tasks = [f"{family}_{lang}" for family in families for lang in DEMO_LANGUAGES]
+    model_dir = str(demo_assets.base_model_path())
+    models = {name: LangNeuronLM(pretrained=model_dir, device="cpu", batch_size=batch, compact_generation=compact)
+              for name, compact in (("rows leave", True), (LOOP, False))}
+
+    def run(lm: Any) -> dict[str, list[str]]:
+        res = evaluation.evaluate(lm, tasks, limit=limit, task_manager=tm, log_samples=True, bootstrap_iters=0,
+                                  environment=False)
+        return {t: [s["resps"][0][0] for s in sorted(res["samples"][t], key=lambda s: s["doc_id"])] for t in tasks}
+
+    run(models[LOOP])  # warm-up: task data, imports
+    times: dict[str, list[float]] = {name: [] for name in models}
+    texts: dict[str, Any] = {}
+    for r in range(repeats):
+        for name in (list(models) if r % 2 == 0 else list(models)[::-1]):
+            seconds, texts[name] = _timed(lambda lm=models[name]: run(lm))
+            times[name].append(seconds)
+    stats = models["rows leave"].decoding_stats
+    n = sum(len(a) for a in texts["rows leave"].values())
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    print(f"{label} on the demo model: {len(tasks)} tasks x {limit} ({n} generations), batch {batch}, lm-eval's "
+          f"seeds, {torch.get_num_threads()} threads, median of {repeats} (all runs: "
+          + "; ".join(f"{name} {', '.join(f'{t:.1f}' for t in ts)} s" for name, ts in times.items()) + ")")
+    for name, seconds in med.items():
+        print(f"  {name:<16} {seconds:6.1f} s  {seconds / med[LOOP]:5.2f}x {LOOP}")
+    per_run = stats["row_steps"] / repeats
+    unshrunk = stats["row_steps_unshrunk"] / repeats
+    print(f"  row-steps per run with rows leaving: {per_run:.0f} (every row to its batch's last step: {unshrunk:.0f}, "
+          f"{per_run / unshrunk:.2f}x); fallbacks: {sorted(set(stats['fallbacks'])) or 'none'}")
+    print(f"  texts identical: {texts['rows leave'] == texts[LOOP]}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=["speed", "memory", "matrix", "steering", "both", "all"], default="all",
+    p.add_argument("--part", choices=["speed", "memory", "matrix", "steering", "decoding", "both", "all"],
+                   default="all",
                    help="both = speed and memory")
     p.add_argument("--limit", type=int, default=100, help="speed, matrix: documents per demo language")
     p.add_argument("--repeats", type=int, default=3)
@@ -350,8 +401,12 @@ def main() -> None:
                    "over the six demo languages, one steering task each)")
     p.add_argument("--positions", choices=["all", "generated"], default="all", help="steering: edited positions")
     p.add_argument("--new-tokens", type=int, default=32, help="steering: tokens generated per prompt")
+    p.add_argument("--qa-limit", type=int, default=200, help="decoding: QA items per task (the demo's 200)")
+    p.add_argument("--steer-limit", type=int, default=100, help="decoding: samples per language (the demo's 100)")
+    p.add_argument("--gen-batch", type=int, default=50, help="decoding: rows per generate call (the demo's 50)")
     args = p.parse_args()
-    parts = {"both": {"speed", "memory"}, "all": {"speed", "memory", "matrix", "steering"}}.get(args.part, {args.part})
+    parts = {"both": {"speed", "memory"},
+             "all": {"speed", "memory", "matrix", "steering", "decoding"}}.get(args.part, {args.part})
     if "speed" in parts:
         speed(args.limit, args.repeats, [int(b) for b in args.hf_batch_sizes.split(",")])
     if "memory" in parts:
@@ -361,6 +416,10 @@ def main() -> None:
                args.repeats)
     if "steering" in parts:
         steering(args.prompts, args.new_tokens, args.repeats, args.positions)
+    if "decoding" in parts:
+        decoding("greedy QA (xqa, xmath)", ("xqa", "xmath"), args.qa_limit, args.gen_batch, args.repeats)
+        decoding("sampled BOS-only lang_steer (unsteered)", ("lang_steer",), args.steer_limit, args.gen_batch,
+                 args.repeats)
 
 
 if __name__ == "__main__":

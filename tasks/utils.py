@@ -30,7 +30,7 @@ from lm_eval.api.task import ConfigurableTask
 from langneuron_eval import languages, lid
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.languages import written_with_spaces
-from langneuron_eval.lmeval import metrics
+from langneuron_eval.lmeval import metrics, prompts
 from langneuron_eval.lmeval.engine import perplexity
 
 # Language-neutral prompts of lang_steer_prompted_<lang> (no words, so they favour no language).
@@ -49,6 +49,30 @@ def _corpus() -> Any:
     from langneuron_eval import demo_corpus
 
     return demo_corpus
+
+
+# --------------------------------------------------------------------------------- prompts and targets
+# Plain functions rather than Jinja templates in the YAMLs: lm-eval compiles a template string anew on every call
+# (several calls per document), which cost the demo's QA step seconds. The texts are langneuron_eval.lmeval.prompts'.
+
+def xqa_text(doc: dict[str, Any]) -> str:
+    return prompts.qa_prompt(doc["context"], doc["question"])
+
+
+def xqa_target(doc: dict[str, Any]) -> str:
+    return doc["answers"]["text"][0]
+
+
+def xmath_text(doc: dict[str, Any]) -> str:
+    return prompts.math_prompt(doc["question"])
+
+
+def xmath_target(doc: dict[str, Any]) -> str:
+    return f"{doc['answer_number']:g}"
+
+
+def mt_text(doc: dict[str, Any]) -> str:
+    return prompts.mt_prompt(doc["src"])
 
 
 # --------------------------------------------------------------------------------- lang_ppl

@@ -190,6 +190,27 @@ def test_results_config_records_the_intervention(tiny_model_dir, neurons, task_m
     assert "lang_rate,none" in res["results"]["lang_steer_zh"]
 
 
+def test_environment_report_is_made_once_per_process(lm, task_manager, monkeypatch):
+    """lm-eval's environment report (torch's collect_env, subprocesses) is reused, not rebuilt per evaluation."""
+    import lm_eval.evaluator as ev
+
+    calls = []
+
+    def report(storage):
+        calls.append(1)
+        storage.update({"pretty_env_info": "report", "transformers_version": "x"})
+
+    monkeypatch.setattr(ev, "add_env_info", report)
+    monkeypatch.setattr(evaluation, "_ENV_REPORTS", {})
+    runs = [evaluation.evaluate(lm, ["lang_steer_zh"], limit=1, task_manager=task_manager,
+                                gen_kwargs={"max_gen_toks": 1}) for _ in range(2)]
+    assert len(calls) == 1
+    assert [r["pretty_env_info"] for r in runs] == ["report", "report"]
+    off = evaluation.evaluate(lm, ["lang_steer_zh"], limit=1, task_manager=task_manager,
+                              gen_kwargs={"max_gen_toks": 1}, environment=False)
+    assert "pretty_env_info" not in off and len(calls) == 1
+
+
 def test_lm_eval_parses_none_to_None():
     # `--model_args mode=none` reaches the model as None through lm-eval's simple_parse_args_string
     from langneuron_eval.core.interventions import InterventionSpec

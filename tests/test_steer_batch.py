@@ -24,16 +24,25 @@ GREEDY = {"max_gen_toks": 6, "do_sample": False}
 
 
 @pytest.fixture(scope="module")
-def lm(tiny_model_dir, tmp_path_factory):
-    """The tiny Llama with disjoint units per language, activated far from their usual values."""
+def neurons(tmp_path_factory):
+    """Disjoint units per language of the tiny Llama, activated far from their usual values."""
     path = tmp_path_factory.mktemp("steer") / "neurons.json"
     units = {"en": [(0, u) for u in range(0, 16)], "zh": [(1, u) for u in range(16, 32)],
              "de": [(0, u) for u in range(32, 48)] + [(1, u) for u in range(32, 48)]}
     NeuronFile(ModelFingerprint("llama", 2, 48, "act_out"), "handmade", units,
                values={lang: {"mean": [4.0] * len(us)} for lang, us in units.items()}).save(path)
+    return path
+
+
+def _lm(model_dir, neurons, **kwargs):
     # batch 5 over 3 tasks x 4 prompts: every batch mixes tasks (and prompt lengths, for the prompted family)
-    return LangNeuronLM(pretrained=str(tiny_model_dir), neurons=str(path), device="cpu", dtype="float32",
-                        batch_size=5)
+    return LangNeuronLM(pretrained=str(model_dir), neurons=str(neurons), device="cpu", dtype="float32",
+                        batch_size=5, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model_dir, neurons):
+    return _lm(tiny_model_dir, neurons)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +84,27 @@ def test_batched_greedy_generations_equal_one_pass_per_task(lm, tm, positions):
     assert len({tuple(texts) for texts in one.values()}) == len(tasks)
     per_task = batched["config"]["langneuron"]["per_task"]
     assert {t: info["lang"] for t, info in per_task.items()} == {t: [lang] for t, lang in tasks.items()}
+
+
+def test_rows_leaving_the_batch_keep_their_own_task_intervention(lm, tm, tiny_model_dir, neurons):
+    """Stop strings end rows at different steps; as the batch shrinks each row keeps its task's edits.
+
+    The reference: one pass per task under the model-wide intervention, in ``generate``'s own loop.
+    """
+    tasks = {f"lang_steer_prompted_{lang}": lang for lang in LANGS}
+    gen = {"max_gen_toks": 16, "do_sample": False, "until": list("aeiou")}
+    ref = _lm(tiny_model_dir, neurons, compact_generation=False)
+    one = {}
+    for task, lang in tasks.items():
+        ref.set_intervention(mode="activate", lang=lang, value="mean", strength=3.0, deactivate="others")
+        one[task] = _texts(_run(ref, tm, [task], gen=gen), task)
+    before = dict(lm.decoding_stats)
+    with lm.task_interventions({task: _spec(lang) for task, lang in tasks.items()}):
+        batched = _run(lm, tm, list(tasks), gen=gen)
+    assert {task: _texts(batched, task) for task in tasks} == one
+    assert len({len(t) for texts in one.values() for t in texts}) > 2  # rows did end at different steps
+    row_steps = lm.decoding_stats["row_steps"] - before["row_steps"]
+    assert 0 < row_steps < lm.decoding_stats["row_steps_unshrunk"] - before["row_steps_unshrunk"]
 
 
 def test_sampled_batched_generations_repeat_per_seed(lm, tm):

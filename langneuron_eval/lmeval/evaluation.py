@@ -12,6 +12,7 @@ model, tasks, batch size and device.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,6 +117,11 @@ def evaluate(model: Any, tasks: Sequence[str], *, model_args: dict[str, Any] | s
     return results
 
 
+# lm-eval's environment report (torch's collect_env: subprocesses, 0.5-2 s a call), made once per process and working
+# directory: what it reports (library versions, hardware) does not change while a process runs.
+_ENV_REPORTS: dict[str, dict[str, Any]] = {}
+
+
 def _probes(fn, environment: bool = True):
     """Run ``fn`` with lm-eval's git-hash probe silenced, and without its environment report unless ``environment``.
 
@@ -138,7 +144,11 @@ def _probes(fn, environment: bool = True):
 
     def env_info(results):
         if environment:
-            original_env_info(results)
+            key = os.getcwd()  # the report names the git hash of the working directory's parent
+            if key not in _ENV_REPORTS:
+                _ENV_REPORTS[key] = {}
+                original_env_info(_ENV_REPORTS[key])
+            results.update(copy.deepcopy(_ENV_REPORTS[key]))
 
     original_env_info = ev.add_env_info
 

@@ -2,7 +2,8 @@
 
 ``LangNeuronLM`` is lm-eval's ``HFLM`` with three methods replaced: ``_model_call`` (every
 log-likelihood forward pass), ``_model_generate`` (every ``generate`` call, whose prefill and
-decoding steps all pass through the hooked modules) and ``loglikelihood_rolling`` (perplexity tasks),
+decoding steps all pass through the hooked modules; its loop, :mod:`langneuron_eval.lmeval.decoding`, drops
+finished rows from the batch) and ``loglikelihood_rolling`` (perplexity tasks),
 which runs :class:`~langneuron_eval.lmeval.engine.RollingEngine`: lm-eval's rolling windows of all
 documents batched together, and the log-likelihood of the targets without full-vocabulary logits for the
 whole batch. It agrees with ``hf`` to 1e-6 relative (float32; the softmax is always taken in float32, where
@@ -45,7 +46,13 @@ from langneuron_eval.core.sites import resolve_for_file
 from langneuron_eval.core.templates import check_template
 from langneuron_eval.errors import LangNeuronError
 from langneuron_eval.fileio import sha256_file
+from langneuron_eval.lmeval.decoding import CompactDecoding, RowScope
 from langneuron_eval.lmeval.engine import Budget, DocScore, RollingEngine, RollingSpec, encode_once
+
+
+def _flag(value: Any) -> bool:
+    """A model-args boolean: ``false``, ``0``, ``no`` and ``none`` (any case) are false."""
+    return str(value).strip().lower() not in ("false", "0", "no", "none")
 
 
 def _use_cpu_processes(device: Any) -> None:
@@ -105,13 +112,15 @@ class LangNeuronLM(HFLM):
             Gemma 3's ``<start_of_image>``) while generating (default true; ``false`` samples them).
         gguf_file: with ``pretrained=DIR``, a GGUF file in DIR (``pretrained=DIR/FILE.gguf`` works too):
             dequantised on load, tokenizer from the same file (needs ``pip install 'langneuron-eval[gguf]'``).
+        compact_generation: generation drops each row from its batch once it is finished
+            (:mod:`langneuron_eval.lmeval.decoding`; default true, ``false`` keeps ``generate``'s own loop).
         **kwargs: everything ``hf`` accepts.
     """
 
     def __init__(self, pretrained: Any, neurons: str | os.PathLike | None = None, mode: Any = "none",
                  lang: Any = None, value: Any = "mean", strength: Any = 1.0, positions: Any = "all",
                  deactivate: Any = None, suppress_non_text: Any = True, act_module: Any = None,
-                 down_module: Any = None, **kwargs: Any) -> None:
+                 down_module: Any = None, compact_generation: Any = True, **kwargs: Any) -> None:
         spec = InterventionSpec.from_args(mode, lang, value, strength, positions, deactivate)
         # module-path templates with {layer}; without them the neuron file's own template or discovery
         self._site_modules = {site: check_template(str(t)) for site, t in
@@ -126,6 +135,8 @@ class LangNeuronLM(HFLM):
         _use_cpu_processes(kwargs.get("device"))
         super().__init__(pretrained=pretrained, **kwargs)
         self._suppress = self._non_text_ids(suppress_non_text)
+        self._compact = _flag(compact_generation)
+        self.decoding_stats: dict[str, Any] = {"row_steps": 0, "row_steps_unshrunk": 0, "fallbacks": []}
         self._adopt_cpu_data_parallel()
         self.intervention: Intervention | None = None
         self._neurons: NeuronFile | None = None
@@ -210,9 +221,20 @@ class LangNeuronLM(HFLM):
 
     def _non_text_ids(self, suppress_non_text: Any) -> list[int]:
         """Special tokens of another modality that generation must never sample (see ``non_text_token_ids``)."""
-        if str(suppress_non_text).strip().lower() in ("false", "0", "no", "none"):
+        if not _flag(suppress_non_text):
             return []
         return non_text_token_ids(self.tokenizer)
+
+    def _compact_loop(self, generation_kwargs: dict[str, Any], row_scope: RowScope | None = None) -> bool:
+        """Hand the ``generate`` call to :class:`CompactDecoding` (rows leave the batch once finished); whether it was.
+
+        Not with a thinking-token setting: lm-eval then keeps the text after the thinking block, which a stop
+        string inside the thinking must not end.
+        """
+        if not self._compact or self.think_end_token is not None or "custom_generate" in generation_kwargs:
+            return False
+        generation_kwargs["custom_generate"] = CompactDecoding(row_scope, self.decoding_stats)
+        return True
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str],
                         **generation_kwargs: Any) -> torch.Tensor:
@@ -220,6 +242,7 @@ class LangNeuronLM(HFLM):
             generation_kwargs["suppress_tokens"] = self._suppress  # e.g. Gemma 3's <start_of_image>
         if self._plan is not None and self._plan.pending is not None:
             return self._generate_rows(context, max_length, stop, **generation_kwargs)
+        self._compact_loop(generation_kwargs)
         iv = self._active()
         if iv is None:
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
@@ -353,6 +376,9 @@ class LangNeuronLM(HFLM):
         conds, plan.pending = plan.pending, None
         if len(conds) != context.shape[0]:
             raise LangNeuronError(f"{context.shape[0]} prompts to generate from but {len(conds)} row conditions")
+        if self._compact_loop(generation_kwargs, row_scope=lambda rows: plan.rows.rows([conds[r] for r in rows])):
+            with plan.rows.generating():  # the loop enters the rows' conditions, and again as the batch shrinks
+                return super()._model_generate(context, max_length, stop, **generation_kwargs)
         with plan.rows.rows(conds), plan.rows.generating():
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
 
