@@ -121,6 +121,8 @@ TYPE_FIXES: dict[str, dict[str, Any]] = {
     "xlstm": {"embedding_dim": 32, "num_blocks": 2, "qk_dim_factor": 0.5, "v_dim_factor": 1.0},
     "gemma4_assistant": {"hidden_size_per_layer_input": 0},
     "deepseek_v2": {"num_experts_per_tok": 2},  # None by default: the router's top-k would be None
+    # qk_head_dim is derived from the original head sizes (192) before they are shrunk; the experts' own width
+    "longcat_flash": {"qk_head_dim": 16, "expert_ffn_hidden_size": 40},
     "bailing_hybrid": {"linear_num_heads": 4, "linear_head_dim": 8},  # its linear attention: 32 x 128 otherwise
     "cohere_compass_text": {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e4},
                                                 "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}},
