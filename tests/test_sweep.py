@@ -100,6 +100,29 @@ def test_judge_perplexity_is_the_unsteered_models_per_token_perplexity(tmp_path)
     assert math.isnan(got[2])  # an empty generation has no perplexity
 
 
+def test_heldout_reference_scores_target_text_cut_to_the_generation_length(tmp_path):
+    """The held-out reference: the judge's per-token perplexity of real text, first N tokens, after the prompt."""
+    lm = evaluation.load_model(base_model_path(), _neurons(tmp_path / "n.json"), batch_size=2)
+    lm.set_intervention(mode="none")
+    line = "Der kleine Hund schläft jeden Nachmittag im warmen Garten hinter dem alten Haus."
+    (tmp_path / "de.txt").write_text(line + "\n", encoding="utf-8")
+    tokens = lm.tokenizer(line, add_special_tokens=False)["input_ids"]
+
+    def direct(n):  # perplexity of the line's first n tokens after BOS, from the model's logits
+        ids = torch.tensor([[lm.prefix_token_id, *tokens[:n]]])
+        with torch.no_grad():
+            logp = torch.log_softmax(lm.model(ids).logits[0, :-1].double(), -1)
+        return math.exp(-logp[torch.arange(n), ids[0, 1:]].mean().item())
+
+    refs = {}
+    for n in (6, 12):
+        cfg = sweep.SweepConfig(langs=("de",), max_gen_toks=n, judge_reference="heldout",
+                                judge_corpus=f"de={tmp_path / 'de.txt'}")
+        refs[n] = sweep.heldout_reference(lm, "de", ["", "", ""], cfg)  # one line, cycled over three prompts
+        assert refs[n] == pytest.approx(direct(n), rel=1e-6)
+    assert len(tokens) > 12 and refs[6] != refs[12]
+
+
 # ------------------------------------------------------------------------------------ command
 
 
@@ -113,6 +136,9 @@ def test_judge_perplexity_is_the_unsteered_models_per_token_perplexity(tmp_path)
     (["--limit", "1"], "--limit must be at least 2"),
     (["--family", "xqa"], "--family must be one of"),
     (["--max-gen-toks", "0"], "--max-gen-toks must be at least 1"),
+    (["--judge-reference", "own"], "--judge-reference must be one of unsteered, heldout"),
+    (["--judge-corpus", "de=x.txt"], "--judge-corpus is the text of --judge-reference heldout"),
+    (["--judge-reference", "heldout", "--judge-corpus", "nowhere"], "corpus not found: nowhere"),
 ])
 def test_bad_input_is_one_line_before_the_model_loads(tmp_path, run_cli, monkeypatch, extra, message):
     def no_model(*args, **kwargs):
@@ -122,6 +148,14 @@ def test_bad_input_is_one_line_before_the_model_loads(tmp_path, run_cli, monkeyp
     neurons = _neurons(tmp_path / "n.json")
     rc, out, err = run_cli("sweep", "--neurons", str(neurons), "--out", str(tmp_path / "o"), *extra)
     assert rc == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_heldout_reference_without_shipped_text_asks_for_a_corpus(tmp_path, run_cli):
+    neurons = _neurons(tmp_path / "n.json", langs=("en", "vi"))
+    rc, _, err = run_cli("sweep", "--neurons", str(neurons), "--langs", "vi", "--judge-reference", "heldout",
+                         "--out", str(tmp_path / "o"))
+    assert rc == 2 and "no held-out text ships for vi; give the judge reference's text with --judge-corpus" in err
+    assert err.count("\n") == 1
 
 
 def test_missing_neurons_and_out_are_one_line(tmp_path, run_cli):
@@ -167,3 +201,18 @@ def test_tiny_sweep_on_the_demo_model(tmp_path, run_cli, monkeypatch):
     assert "## Chosen per language" in (out / "sweep.md").read_text() and "wrote" in stdout
     rc, _, err = run_cli("sweep", "--neurons", str(neurons), "--langs", "en", "--out", str(out))
     assert rc == 2 and "not empty" in err  # an earlier run is not overwritten without --force
+    assert doc["judge_reference"] == {"kind": "unsteered", "corpus": None}
+
+
+def test_sweep_with_the_heldout_judge_reference(tmp_path, run_cli):
+    """The reference is the demo's held-out text of the language: the unsteered ratio is no longer 1 by definition."""
+    out = tmp_path / "sweep"
+    rc, _, err = run_cli("sweep", "--neurons", str(_neurons(tmp_path / "n.json")), "--langs", "zh", "--strengths",
+                         "1", "--deactivate-others", "no", "--limit", "3", "--max-gen-toks", "8", "--no-controls",
+                         "--judge-reference", "heldout", "--out", str(out))
+    assert rc == 0, err
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["judge_reference"] == {"kind": "heldout", "corpus": None}
+    base = doc["unsteered"]["dev"]["zh"]
+    assert math.isfinite(base["judge_ppl_reference"]) and base["judge_ppl_median"] != pytest.approx(1.0)
+    assert "held-out target-language text" in (out / "sweep.md").read_text()

@@ -38,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    help="damage budget: largest drop of mean distinct-2 below the unsteered model's (default 0.1)")
     p.add_argument("--max-judge-ratio", type=float, default=2.0,
                    help="damage budget: largest median judge perplexity ratio (default 2)")
+    p.add_argument("--judge-reference", default="unsteered",
+                   help="what the judge ratio divides by: the unsteered generations (default) or held-out text in "
+                        "the target language, for models that write one language by themselves (docs/steering_quality.md)")
+    p.add_argument("--judge-corpus", default=None, metavar="SPEC",
+                   help="with --judge-reference heldout: held-out text as a `record --corpus` spec (default: the "
+                        "lang_ppl tasks' text, which ships for the demo languages)")
     p.add_argument("--no-controls", action="store_true", help="skip the random-unit and other-language controls")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
@@ -90,7 +96,8 @@ def build_config(args: argparse.Namespace, neurons: object) -> object:
         raise LangNeuronError(f"--max-gen-toks must be at least 1, got {args.max_gen_toks}")
     cfg = SweepConfig(langs=langs, grid=grid, budget=DamageBudget(args.max_distinct_drop, args.max_judge_ratio),
                       limit=args.limit, family=args.family, batch_size=args.batch_size, controls=not args.no_controls,
-                      max_gen_toks=args.max_gen_toks)
+                      max_gen_toks=args.max_gen_toks, judge_reference=args.judge_reference,
+                      judge_corpus=args.judge_corpus)
     cfg.validate(neurons)
     return cfg
 

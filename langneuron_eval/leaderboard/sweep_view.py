@@ -76,6 +76,10 @@ def _point_rows(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+_REFERENCES = {"unsteered": "the median of the unsteered generations'",
+               "heldout": "the median of held-out target-language text's, cut to the generation length"}
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     """``sweep.md``: the chosen settings (dev choice, test report, controls), the overall setting, every point."""
     budget = doc["budget"]
@@ -84,7 +88,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
              f"success = on target and fluent (LID label is the target, not degenerate, judge ratio <= "
              f"{doc['success_rule']['max_judge_ppl_ratio']:g}). Damage budget: distinct-2 at most "
              f"{budget['max_distinct_2_drop']:g} below the unsteered model's, median judge ratio at most "
-             f"{budget['max_judge_ppl_ratio']:g}. Intervals at {doc['confidence']:.0%}.", "",
+             f"{budget['max_judge_ppl_ratio']:g}. Judge ratio: perplexity under the unsteered model over "
+             f"{_REFERENCES[doc.get('judge_reference', {}).get('kind', 'unsteered')]}. "
+             f"Intervals at {doc['confidence']:.0%}.", "",
              "## Chosen per language (dev) and reported on the test half", "", *_chosen_rows(doc), ""]
     overall = doc["overall"]
     if overall.get("setting"):

@@ -3,7 +3,8 @@
 For one model and one neuron file, every setting of a grid (strength x value statistic x "deactivate the other
 languages" x positions) steers each language's ``lang_steer`` task on the **dev** half; each generation is judged
 as text (:mod:`langneuron_eval.lmeval.text_quality`) and by the **unsteered** model (its perplexity over the
-generation, as a ratio to the median of the unsteered generations: the judge ratio). Per language, and once
+generation, as a ratio to the median of the unsteered generations, or with ``judge_reference="heldout"`` of held-out
+text in the target language: the judge ratio). Per language, and once
 for all languages, the setting with the highest combined success (``on_target_fluent`` with the judge ratio)
 within the :class:`DamageBudget` is chosen on dev and run again on the **test** half -- the other half of the
 neutral prompts (``lang_steer_prompted``) and another torch seed -- beside two controls at the same setting:
@@ -39,6 +40,8 @@ SEEDS = {"dev": evaluation.DEFAULT_SEEDS, "test": (0, 1234, 4321, 1234)}
 RATES = ("lang_rate", "on_target_fluent", "degenerate")  # 0/1 per generation: Wilson intervals
 MEANS = ("line_pass_rate", "word_pass_rate", "distinct_2", "repetition_4", "compression_ratio")  # t intervals
 BOUNDED = ("line_pass_rate", "word_pass_rate", "distinct_2", "repetition_4")  # in [0, 1]: intervals clipped
+JUDGE_REFERENCES = ("unsteered", "heldout")
+STEER_GEN_TOKS = 64  # lang_steer's max_gen_toks: the length held-out reference texts are cut to by default
 Log = Callable[[str], None]
 
 
@@ -112,6 +115,11 @@ class SweepConfig:
     controls: bool = True
     seed: int = 0  # of the random-unit control
     max_gen_toks: int | None = None  # None: the task's own generation length
+    # what the judge ratio divides by: the unsteered generations' median judge perplexity ("unsteered"), or the
+    # median over held-out text in the target language cut to the generation length ("heldout"; its corpus: the
+    # lang_ppl tasks', or judge_corpus, a `record --corpus` spec)
+    judge_reference: str = "unsteered"
+    judge_corpus: str | None = None
 
     @property
     def gen_kwargs(self) -> dict[str, Any] | None:
@@ -123,6 +131,7 @@ class SweepConfig:
             raise LangNeuronError(f"--family must be one of {', '.join(STEER_FAMILIES)}, got {self.family!r}")
         if self.limit < 2:
             raise LangNeuronError(f"--limit must be at least 2 (generations per half), got {self.limit}")
+        self._validate_judge()
         missing = [lang for lang in self.langs if lang not in neurons.languages]
         if missing:
             raise LangNeuronError(f"language {missing[0]!r} is not in the neuron file (it has "
@@ -134,6 +143,27 @@ class SweepConfig:
                 raise LangNeuronError(f"positions must be all or generated, got {setting.positions!r}")
             for lang in self.langs:
                 _check_value(neurons, lang, setting.value)
+
+
+    def _validate_judge(self) -> None:
+        """The judge reference's choices, and held-out text for every language when it is ``heldout``."""
+        from langneuron_eval.core.corpus import resolve_corpus
+        from langneuron_eval.languages import DEMO_LANGUAGES
+
+        if self.judge_reference not in JUDGE_REFERENCES:
+            raise LangNeuronError(f"--judge-reference must be one of {', '.join(JUDGE_REFERENCES)}, "
+                                  f"got {self.judge_reference!r}")
+        if self.judge_corpus and self.judge_reference != "heldout":
+            raise LangNeuronError("--judge-corpus is the text of --judge-reference heldout; add that option")
+        if self.judge_reference != "heldout":
+            return
+        if self.judge_corpus:
+            resolve_corpus([self.judge_corpus], list(self.langs))  # one line naming a missing language or path
+            return
+        missing = [lang for lang in self.langs if lang not in DEMO_LANGUAGES]
+        if missing:
+            raise LangNeuronError(f"no held-out text ships for {missing[0]}; give the judge reference's text with "
+                                  f"--judge-corpus {missing[0]}=path/to/{missing[0]}.txt (or a folder of <lang>.txt)")
 
 
 def _check_value(neurons: NeuronFile, lang: str, value: str) -> None:
@@ -313,13 +343,43 @@ def _control(runner: _Runner, lang: str, rows: list[dict], detector: dict[str, A
 
 
 def _unsteered(runner: _Runner, lang: str, half: str) -> dict[str, Any]:
-    """The unsteered generations of a half: the reference of the judge ratio and of the damage budget."""
+    """The unsteered generations of a half: the reference of the damage budget and, by default, of the judge ratio."""
     rows = runner.generate(lang, half, {"mode": "none"})
-    finite = [r["judge_ppl"] for r in rows if math.isfinite(r["judge_ppl"])]
-    runner.reference[(half, lang)] = text_quality.reference_ppl(finite)
+    if runner.cfg.judge_reference == "heldout":
+        prompts = [r["prompt"] for r in rows]
+        runner.reference[(half, lang)] = heldout_reference(runner.lm, lang, prompts, runner.cfg,
+                                                           runner.managers.get("heldout"))
+    else:
+        runner.reference[(half, lang)] = text_quality.reference_ppl(r["judge_ppl"] for r in rows)
     summary = runner.summary(lang, half, rows)
     summary["judge_ppl_reference"] = runner.reference[(half, lang)]
     return summary
+
+
+def heldout_reference(lm: Any, lang: str, prompts: Sequence[str], cfg: SweepConfig,
+                      task_manager: Any = None) -> float:
+    """Median judge perplexity of held-out ``lang`` text, cut to the generation length, after the half's prompts.
+
+    With the unsteered generations as reference, a model that writes one language by itself finds fluent text in
+    another language more perplexing than its own, so the ratio rises with the change of language, not only with
+    damage. Real text in the target language, scored the same way, separates the two. One text per prompt (the
+    lang_ppl documents in order, cycled when there are fewer), each cut to the generation's token budget.
+    """
+    from langneuron_eval.pipelines.measurements import ppl_documents
+
+    manager = task_manager or heldout_manager(cfg)
+    texts = ppl_documents(manager, [lang], len(prompts))[lang]
+    if not texts:
+        raise LangNeuronError(f"no held-out {lang} text for the judge reference")
+    budget = cfg.max_gen_toks or STEER_GEN_TOKS
+    cut = [lm.tok_decode(lm.tok_encode(texts[i % len(texts)], add_special_tokens=False)[:budget])
+           for i in range(len(prompts))]
+    return text_quality.reference_ppl(judge_perplexities(lm, prompts, cut))
+
+
+def heldout_manager(cfg: SweepConfig) -> Any:
+    """The task manager whose ``lang_ppl`` tasks read the held-out reference text (``judge_corpus`` when given)."""
+    return evaluation.make_task_manager(metadata={"corpus": cfg.judge_corpus} if cfg.judge_corpus else None)
 
 
 def _dev_points(runner: _Runner, unsteered: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -342,6 +402,8 @@ def run_sweep(model: str, neurons_path: Path, cfg: SweepConfig, out: Path, *, de
     neurons = NeuronFile.load(neurons_path)
     cfg.validate(neurons)
     managers = {half: evaluation.make_task_manager(metadata={"corpus_half": half}) for half in HALVES}
+    if cfg.judge_reference == "heldout":
+        managers["heldout"] = heldout_manager(cfg)
     evaluation.check_tasks([steer_task(lang, cfg.family) for lang in cfg.langs], managers["dev"])
     random_path = None
     if cfg.controls:
@@ -401,6 +463,7 @@ def _document(model: str, neurons_path: Path, neurons: NeuronFile, cfg: SweepCon
         "model": str(model), "neurons": str(neurons_path), "neurons_sha256": sha256_file(neurons_path),
         "detector": neurons.detector, "family": cfg.family, "langs": list(cfg.langs),
         "limit_per_half": cfg.limit, "max_gen_toks": cfg.max_gen_toks, "confidence": cfg.confidence,
+        "judge_reference": {"kind": cfg.judge_reference, "corpus": cfg.judge_corpus},
         "seeds": {half: evaluation.seeds_record(SEEDS[half]) for half in HALVES},
         "grid": asdict(cfg.grid), "budget": asdict(cfg.budget),
         "success_rule": {"max_judge_ppl_ratio": text_quality.MAX_JUDGE_PPL_RATIO,
