@@ -116,9 +116,9 @@ def test_heldout_reference_scores_target_text_cut_to_the_generation_length(tmp_p
 
     refs = {}
     for n in (6, 12):
-        cfg = sweep.SweepConfig(langs=("de",), max_gen_toks=n, judge_reference="heldout",
-                                judge_corpus=f"de={tmp_path / 'de.txt'}")
-        refs[n] = sweep.heldout_reference(lm, "de", ["", "", ""], cfg)  # one line, cycled over three prompts
+        cfg = sweep.SweepConfig(langs=("de",), judge_reference="heldout", judge_corpus=f"de={tmp_path / 'de.txt'}")
+        # one line, cycled over three prompts
+        refs[n] = sweep.heldout_reference(lm, "de", ["", "", ""], n, sweep.heldout_manager(cfg))
         assert refs[n] == pytest.approx(direct(n), rel=1e-6)
     assert len(tokens) > 12 and refs[6] != refs[12]
 

@@ -41,7 +41,6 @@ RATES = ("lang_rate", "on_target_fluent", "degenerate")  # 0/1 per generation: W
 MEANS = ("line_pass_rate", "word_pass_rate", "distinct_2", "repetition_4", "compression_ratio")  # t intervals
 BOUNDED = ("line_pass_rate", "word_pass_rate", "distinct_2", "repetition_4")  # in [0, 1]: intervals clipped
 JUDGE_REFERENCES = ("unsteered", "heldout")
-STEER_GEN_TOKS = 64  # lang_steer's max_gen_toks: the length held-out reference texts are cut to by default
 Log = Callable[[str], None]
 
 
@@ -144,7 +143,6 @@ class SweepConfig:
             for lang in self.langs:
                 _check_value(neurons, lang, setting.value)
 
-
     def _validate_judge(self) -> None:
         """The judge reference's choices, and held-out text for every language when it is ``heldout``."""
         from langneuron_eval.core.corpus import resolve_corpus
@@ -186,6 +184,7 @@ class _Runner:
     managers: dict[str, Any]
     log: Log
     reference: dict[tuple[str, str], float] = field(default_factory=dict)  # (half, lang) -> unsteered median
+    gen_toks: dict[str, int] = field(default_factory=dict)  # task -> max_gen_toks its generations ran with
 
     def generate(self, lang: str, half: str, intervention: dict[str, Any], neurons: Path | None = None) -> list[dict]:
         """Per generation: prompt, text, lm-eval's per-sample metrics and the judge perplexity."""
@@ -195,6 +194,7 @@ class _Runner:
                                   seeds=SEEDS[half], log_samples=True, bootstrap_iters=0, environment=False,
                                   gen_kwargs=self.cfg.gen_kwargs)
         samples = sorted(res["samples"][task], key=lambda s: s["doc_id"])
+        self.gen_toks[task] = int(res["configs"][task]["generation_kwargs"]["max_gen_toks"])
         self.lm.set_intervention(mode="none")  # the judge is the unsteered model
         rows = [{"prompt": s["arguments"][0][0], "text": s["filtered_resps"][0],
                  **{m: float(s[m]) for m in (*RATES, *MEANS)}} for s in samples]
@@ -346,9 +346,9 @@ def _unsteered(runner: _Runner, lang: str, half: str) -> dict[str, Any]:
     """The unsteered generations of a half: the reference of the damage budget and, by default, of the judge ratio."""
     rows = runner.generate(lang, half, {"mode": "none"})
     if runner.cfg.judge_reference == "heldout":
-        prompts = [r["prompt"] for r in rows]
-        runner.reference[(half, lang)] = heldout_reference(runner.lm, lang, prompts, runner.cfg,
-                                                           runner.managers.get("heldout"))
+        budget = runner.gen_toks[steer_task(lang, runner.cfg.family)]
+        runner.reference[(half, lang)] = heldout_reference(runner.lm, lang, [r["prompt"] for r in rows], budget,
+                                                           runner.managers["heldout"])
     else:
         runner.reference[(half, lang)] = text_quality.reference_ppl(r["judge_ppl"] for r in rows)
     summary = runner.summary(lang, half, rows)
@@ -356,22 +356,20 @@ def _unsteered(runner: _Runner, lang: str, half: str) -> dict[str, Any]:
     return summary
 
 
-def heldout_reference(lm: Any, lang: str, prompts: Sequence[str], cfg: SweepConfig,
-                      task_manager: Any = None) -> float:
+def heldout_reference(lm: Any, lang: str, prompts: Sequence[str], budget: int, task_manager: Any) -> float:
     """Median judge perplexity of held-out ``lang`` text, cut to the generation length, after the half's prompts.
 
     With the unsteered generations as reference, a model that writes one language by itself finds fluent text in
     another language more perplexing than its own, so the ratio rises with the change of language, not only with
     damage. Real text in the target language, scored the same way, separates the two. One text per prompt (the
-    lang_ppl documents in order, cycled when there are fewer), each cut to the generation's token budget.
+    lang_ppl documents of ``task_manager`` in order, cycled when there are fewer), each cut to ``budget`` tokens, the
+    ``max_gen_toks`` the generations ran with.
     """
     from langneuron_eval.pipelines.measurements import ppl_documents
 
-    manager = task_manager or heldout_manager(cfg)
-    texts = ppl_documents(manager, [lang], len(prompts))[lang]
+    texts = ppl_documents(task_manager, [lang], len(prompts))[lang]
     if not texts:
         raise LangNeuronError(f"no held-out {lang} text for the judge reference")
-    budget = cfg.max_gen_toks or STEER_GEN_TOKS
     cut = [lm.tok_decode(lm.tok_encode(texts[i % len(texts)], add_special_tokens=False)[:budget])
            for i in range(len(prompts))]
     return text_quality.reference_ppl(judge_perplexities(lm, prompts, cut))
