@@ -229,6 +229,16 @@ def test_shape_mismatch_is_one_line_naming_both_shapes(tiny_model_dir, tmp_path)
     assert "3 layers x 64 units" in msg and "2 layers x 48 units" in msg
 
 
+@pytest.mark.parametrize("arg", ["compact_generation", "suppress_non_text"])
+def test_bad_boolean_model_arg_is_one_line_before_the_model_loads(tiny_model_dir, monkeypatch, arg):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(HFLM, "__init__", no_model)
+    with pytest.raises(LangNeuronError, match=f"^{arg} must be true or false, got 'maybe'$"):
+        LangNeuronLM(pretrained=str(tiny_model_dir), device="cpu", **{arg: "maybe"})
+
+
 def test_empty_prompt_starts_from_bos(tiny_model_dir):
     # A tokenizer that adds no BOS (here: add_bos_token=False) would give hf an empty input tensor.
     lm = LangNeuronLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", add_bos_token=False)

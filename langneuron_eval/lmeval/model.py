@@ -50,9 +50,14 @@ from langneuron_eval.lmeval.decoding import CompactDecoding, RowScope
 from langneuron_eval.lmeval.engine import Budget, DocScore, RollingEngine, RollingSpec, encode_once
 
 
-def _flag(value: Any) -> bool:
-    """A model-args boolean: ``false``, ``0``, ``no`` and ``none`` (any case) are false."""
-    return str(value).strip().lower() not in ("false", "0", "no", "none")
+def _flag(value: Any, name: str) -> bool:
+    """A model-args boolean: ``true``/``1``/``yes`` or ``false``/``0``/``no``/``none`` (any case); else one line."""
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "none"):
+        return False
+    raise LangNeuronError(f"{name} must be true or false, got {value!r}")
 
 
 def _use_cpu_processes(device: Any) -> None:
@@ -126,6 +131,8 @@ class LangNeuronLM(HFLM):
         self._site_modules = {site: check_template(str(t)) for site, t in
                               (("act_out", act_module), ("down_in", down_module)) if t not in (None, "")}
         neuron_file, neuron_path = self._load_neurons(neurons, spec)
+        suppress, self._compact = _flag(suppress_non_text, "suppress_non_text"), _flag(compact_generation,
+                                                                                      "compact_generation")
         if isinstance(pretrained, (str, os.PathLike)):
             # pretrained=FILE.gguf is split into the folder and gguf_file=NAME, as transformers wants them
             pretrained, gguf_file = split_gguf(pretrained, kwargs.get("gguf_file"))
@@ -134,8 +141,7 @@ class LangNeuronLM(HFLM):
                 kwargs["gguf_file"] = gguf_file
         _use_cpu_processes(kwargs.get("device"))
         super().__init__(pretrained=pretrained, **kwargs)
-        self._suppress = self._non_text_ids(suppress_non_text)
-        self._compact = _flag(compact_generation)
+        self._suppress = non_text_token_ids(self.tokenizer) if suppress else []  # e.g. Gemma 3's <start_of_image>
         self.decoding_stats: dict[str, Any] = {"row_steps": 0, "row_steps_unshrunk": 0, "fallbacks": []}
         self._adopt_cpu_data_parallel()
         self.intervention: Intervention | None = None
@@ -218,12 +224,6 @@ class LangNeuronLM(HFLM):
             return super()._model_call(inps, attn_mask, labels)
         with iv:
             return super()._model_call(inps, attn_mask, labels)
-
-    def _non_text_ids(self, suppress_non_text: Any) -> list[int]:
-        """Special tokens of another modality that generation must never sample (see ``non_text_token_ids``)."""
-        if not _flag(suppress_non_text):
-            return []
-        return non_text_token_ids(self.tokenizer)
 
     def _compact_loop(self, generation_kwargs: dict[str, Any], row_scope: RowScope | None = None) -> bool:
         """Hand the ``generate`` call to :class:`CompactDecoding` (rows leave the batch once finished); whether it was.
